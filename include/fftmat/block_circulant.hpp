@@ -1,0 +1,249 @@
+#pragma once
+// Block-circulant matrices with cached frequency-major spectra (DESIGN.md sections 1-2).
+//
+// A is m x n with block size b, p = ceil(m/b) block rows, q = ceil(n/b) block columns; block (i, j)
+// is the circulant with first column c_ij:  A(i*b + r, j*b + k) = c_ij[(r - k) mod b].
+// Parameters are stored as p*q*b scalars, c_ij[d] at ((i*q) + j)*b + d.
+//
+// Products follow the convolution theorem (e.g. Golub & Van Loan, "Matrix Computations", 4th ed.,
+// section 4.8): with hats for the length-b real DFT of each block,
+//     Y^[f] (p x T) = C^[f] (p x q) * X^[f] (q x T)      for every bin f = 0 .. b/2,
+// one small complex GEMM per bin between a batched rfft of the q*T input blocks and a batched irfft
+// of the p*T output blocks. The transpose uses the same spectra: the DFT of a real circulant's
+// transpose is the complex conjugate, so (A^T)^[f] = C^[f]^H.
+
+#include <Eigen/Core>
+
+#include <algorithm>
+#include <cmath>
+#include <complex>
+#include <vector>
+
+#include "detail/block_fft.hpp"
+#include "detail/fftw.hpp"
+#include "detail/parallel.hpp"
+#include "detail/workspace_pool.hpp"
+#include "error.hpp"
+#include "input_spectrum.hpp"
+
+namespace fftmat {
+
+/// What to do when the block size does not divide a dimension.
+enum class Padding {
+  none,  ///< an error naming the dimension
+  zero,  ///< inputs and outputs are zero-padded to the next multiple of b (explicit opt-in)
+};
+
+template <class Scalar>
+class BlockCirculant {
+  static_assert(detail::is_supported_scalar_v<Scalar>, "fftmat::BlockCirculant<Scalar>: float or double");
+
+ public:
+  using Index = Eigen::Index;
+  using Complex = std::complex<Scalar>;
+  using Matrix = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic>;
+  using Vector = Eigen::Matrix<Scalar, Eigen::Dynamic, 1>;
+  /// Inputs: any column-major matrix (other expressions are evaluated into a temporary).
+  using ConstMatrixRef = Eigen::Ref<const Matrix, 0, Eigen::OuterStride<>>;
+  /// Outputs: a column-major matrix (or block of one) already of the result's shape.
+  using MatrixRef = Eigen::Ref<Matrix, 0, Eigen::OuterStride<>>;
+
+  /// m x n matrix of block size b from p*q*b first columns (layout above). Throws
+  /// fftmat::invalid_argument for non-positive sizes, a b that does not divide m or n (unless
+  /// `padding` is Padding::zero), a parameter vector of the wrong length or non-finite parameters.
+  BlockCirculant(Index rows, Index cols, Index block_size, const Eigen::Ref<const Vector>& parameters,
+                 Padding padding = Padding::none)
+      : rows_(rows), cols_(cols), block_size_(block_size), padding_(padding) {
+    validate_shape(rows, cols, block_size, padding);
+    block_rows_ = (rows + block_size - 1) / block_size;
+    block_cols_ = (cols + block_size - 1) / block_size;
+    const Index expected = parameter_count();
+    detail::require(parameters.size() == expected, "expected ", expected, " block-circulant parameters (p*q*b = ",
+                    block_rows_, "*", block_cols_, "*", block_size, ") for a ", rows, "x", cols,
+                    " matrix with block size ", block_size, ", got ", parameters.size());
+    for (Index k = 0; k < expected; ++k) {
+      detail::require(std::isfinite(parameters[k]), "parameter ", k, " (block row ", k / block_size / block_cols_,
+                      ", block column ", (k / block_size) % block_cols_, ", offset ", k % block_size,
+                      ") is not finite: ", parameters[k]);
+    }
+    parameters_ = parameters;
+    row_fft_ = detail::BlockFft<Scalar>(rows, block_size);
+    col_fft_ = detail::BlockFft<Scalar>(cols, block_size);
+    compute_spectra();
+  }
+
+  /// Throws fftmat::invalid_argument unless (rows, cols, block_size, padding) describe a valid matrix.
+  static void validate_shape(Index rows, Index cols, Index block_size, Padding padding = Padding::none) {
+    detail::require(block_size > 0, "block size must be positive, got ", block_size);
+    detail::require(rows > 0 && cols > 0, "matrix dimensions must be positive, got ", rows, "x", cols);
+    detail::require(block_size <= (Index(1) << 30), "block size ", block_size, " is too large");
+    if (padding == Padding::none) {
+      detail::require(rows % block_size == 0, "block size ", block_size, " does not divide rows ", rows,
+                      " (pass fftmat::Padding::zero to zero-pad)");
+      detail::require(cols % block_size == 0, "block size ", block_size, " does not divide cols ", cols,
+                      " (pass fftmat::Padding::zero to zero-pad)");
+    }
+  }
+
+  Index rows() const noexcept { return rows_; }
+  Index cols() const noexcept { return cols_; }
+  Index block_size() const noexcept { return block_size_; }
+  Index block_rows() const noexcept { return block_rows_; }  ///< p
+  Index block_cols() const noexcept { return block_cols_; }  ///< q
+  Index bins() const noexcept { return block_size_ / 2 + 1; }
+  Padding padding() const noexcept { return padding_; }
+  /// p*q*b: the number of stored scalars (m*n/b without padding).
+  Index parameter_count() const noexcept { return block_rows_ * block_cols_ * block_size_; }
+  /// First columns c_ij, p*q*b scalars, c_ij[d] at ((i*q) + j)*b + d.
+  const Vector& parameters() const noexcept { return parameters_; }
+
+  /// Cached spectra, frequency-major: bin f is a row-major p x q complex matrix at offset f*p*q,
+  /// entry (i, j) = rfft(c_ij)[f] / b (the inverse FFT's 1/b is folded in).
+  const Complex* spectra() const noexcept { return spectra_.data(); }
+
+  /// Y = A X for X of cols() x T; Y must be rows() x T. X and Y may be the same matrix (m == n):
+  /// all of X is transformed before Y is written.
+  void apply(const ConstMatrixRef& X, MatrixRef Y) const { multiply(X, Y, Op::normal); }
+  /// Y = A^T X for X of rows() x T; Y must be cols() x T.
+  void apply_transpose(const ConstMatrixRef& X, MatrixRef Y) const { multiply(X, Y, Op::adjoint); }
+
+  /// Returns A X.
+  Matrix apply(const ConstMatrixRef& X) const {
+    Matrix Y(rows_, X.cols());
+    apply(X, Y);
+    return Y;
+  }
+  /// Returns A^T X.
+  Matrix apply_transpose(const ConstMatrixRef& X) const {
+    Matrix Y(cols_, X.cols());
+    apply_transpose(X, Y);
+    return Y;
+  }
+
+  /// Computes the block spectra of X (cols() x T) once, for apply_transformed on this matrix or on
+  /// any other with the same cols() and block size.
+  void transform_input(const ConstMatrixRef& X, InputSpectrum<Scalar>& spectrum) const {
+    check_input(X, cols_, "input");
+    const Index T = X.cols();
+    spectrum.values_.resize(static_cast<std::size_t>(T * col_fft_.token_stride()));
+    auto workspace = pool_.lease();
+    col_fft_.forward(X.data(), X.outerStride(), T, spectrum.values_.data(), staging(*workspace));
+    spectrum.dim_ = cols_;
+    spectrum.block_size_ = block_size_;
+    spectrum.tokens_ = T;
+  }
+
+  /// Y = A X from the spectra of X made by transform_input.
+  void apply_transformed(const InputSpectrum<Scalar>& spectrum, MatrixRef Y) const {
+    detail::require(spectrum.dim() == cols_ && spectrum.block_size() == block_size_,
+                    "input spectrum of dimension ", spectrum.dim(), " and block size ", spectrum.block_size(),
+                    " does not fit a ", rows_, "x", cols_, " matrix with block size ", block_size_);
+    check_output(Y, rows_, spectrum.tokens());
+    auto workspace = pool_.lease();
+    finish(spectrum.values_.data(), spectrum.tokens(), Y, Op::normal, *workspace);
+  }
+
+  /// The dense matrix, built from the definition (for tests and small problems).
+  Matrix to_dense() const {
+    Matrix dense(rows_, cols_);
+    for (Index col = 0; col < cols_; ++col) {
+      const Index j = col / block_size_, k = col % block_size_;
+      for (Index row = 0; row < rows_; ++row) {
+        const Index i = row / block_size_, r = row % block_size_;
+        const Index d = (r - k + block_size_) % block_size_;
+        dense(row, col) = parameters_[(i * block_cols_ + j) * block_size_ + d];
+      }
+    }
+    return dense;
+  }
+
+ private:
+  enum class Op { normal, adjoint };
+
+  struct Workspace {
+    detail::AlignedBuffer<Complex> input_spectrum;
+    detail::AlignedBuffer<Complex> output_spectrum;
+    detail::AlignedBuffer<Scalar> staging;
+  };
+
+  void compute_spectra() {
+    // One batched rfft over all p*q blocks writes bin f of block (i, j) to f*p*q + i*q + j: each
+    // bin becomes a contiguous row-major p x q matrix.
+    const Index blocks = block_rows_ * block_cols_;
+    spectra_.resize(bins() * blocks);
+    detail::AlignedBuffer<Scalar> real(static_cast<std::size_t>(blocks * block_size_));
+    detail::AlignedBuffer<Complex> spectrum(static_cast<std::size_t>(bins() * blocks));
+    std::copy(parameters_.data(), parameters_.data() + blocks * block_size_, real.data());
+    const int b = static_cast<int>(block_size_), count = static_cast<int>(blocks);
+    detail::BatchedRealFft<Scalar> fft(b, count, b, count, 1);
+    detail::BatchedRealFft<Scalar>::forward(fft.plan(true, detail::Direction::forward), real.data(),
+                                            spectrum.data());
+    const Scalar scale = Scalar(1) / static_cast<Scalar>(block_size_);
+    for (Index k = 0; k < bins() * blocks; ++k) spectra_[k] = spectrum.data()[k] * scale;
+  }
+
+  static void check_input(const ConstMatrixRef& X, Index expected_rows, const char* what) {
+    detail::require(X.rows() == expected_rows, what, " has ", X.rows(), " rows, expected ", expected_rows);
+    detail::require(X.cols() > 0, what, " has no columns (tokens)");
+  }
+  static void check_output(const MatrixRef& Y, Index expected_rows, Index tokens) {
+    detail::require(Y.rows() == expected_rows && Y.cols() == tokens, "output is ", Y.rows(), "x", Y.cols(),
+                    ", expected ", expected_rows, "x", tokens);
+  }
+
+  Scalar* staging(Workspace& workspace) const {
+    const Index per_thread = std::max(row_fft_.staging_stride(), col_fft_.staging_stride());
+    workspace.staging.resize(static_cast<std::size_t>(per_thread * detail::max_threads()));
+    return workspace.staging.data();
+  }
+
+  void multiply(const ConstMatrixRef& X, MatrixRef& Y, Op op) const {
+    const detail::BlockFft<Scalar>& in = op == Op::normal ? col_fft_ : row_fft_;
+    check_input(X, in.dim(), "input");
+    check_output(Y, op == Op::normal ? rows_ : cols_, X.cols());
+    const Index T = X.cols();
+    auto workspace = pool_.lease();
+    workspace->input_spectrum.resize(static_cast<std::size_t>(T * in.token_stride()));
+    in.forward(X.data(), X.outerStride(), T, workspace->input_spectrum.data(), staging(*workspace));
+    finish(workspace->input_spectrum.data(), T, Y, op, *workspace);
+  }
+
+  /// Per-bin products and inverse FFTs: Y = irfft(C^[f] X^[f]) (or C^[f]^H for the transpose).
+  void finish(const Complex* input_spectrum, Index T, MatrixRef& Y, Op op, Workspace& workspace) const {
+    const detail::BlockFft<Scalar>& in = op == Op::normal ? col_fft_ : row_fft_;
+    const detail::BlockFft<Scalar>& out = op == Op::normal ? row_fft_ : col_fft_;
+    workspace.output_spectrum.resize(static_cast<std::size_t>(T * out.token_stride()));
+    Complex* output_spectrum = workspace.output_spectrum.data();
+    multiply_bins(input_spectrum, in, output_spectrum, out, T, op);
+    out.inverse(output_spectrum, T, Y.data(), Y.outerStride(), staging(workspace));
+  }
+
+  void multiply_bins(const Complex* input, const detail::BlockFft<Scalar>& in, Complex* output,
+                     const detail::BlockFft<Scalar>& out, Index T, Op op) const {
+    using BinMatrix = Eigen::Matrix<Complex, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+    using TokenMatrix = Eigen::Matrix<Complex, Eigen::Dynamic, Eigen::Dynamic>;
+    using Stride = Eigen::OuterStride<>;
+    const Index p = block_rows_, q = block_cols_;
+    const double flops_per_bin = 8.0 * double(p * q * T);
+    detail::parallel_for(bins(), flops_per_bin, [&](Index f, int) {
+      Eigen::Map<const BinMatrix> C(spectra_.data() + f * p * q, p, q);
+      Eigen::Map<const TokenMatrix, 0, Stride> X(input + f * in.blocks(), in.blocks(), T, Stride(in.token_stride()));
+      Eigen::Map<TokenMatrix, 0, Stride> Y(output + f * out.blocks(), out.blocks(), T, Stride(out.token_stride()));
+      if (op == Op::normal) {
+        Y.noalias() = C * X;
+      } else {
+        Y.noalias() = C.adjoint() * X;
+      }
+    });
+  }
+
+  Index rows_, cols_, block_size_;
+  Padding padding_;
+  Index block_rows_ = 0, block_cols_ = 0;
+  Vector parameters_;
+  Eigen::Matrix<Complex, Eigen::Dynamic, 1> spectra_;
+  detail::BlockFft<Scalar> row_fft_, col_fft_;
+  mutable detail::WorkspacePool<Workspace> pool_;
+};
+
+}  // namespace fftmat

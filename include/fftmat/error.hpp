@@ -1,0 +1,45 @@
+#pragma once
+// Exceptions thrown by fftmat. Every check that guards user input stays active in release builds.
+
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+namespace fftmat {
+
+/// Base of every exception fftmat throws.
+class error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// A bad argument: a size, a shape, a parameter count, a non-finite value.
+class invalid_argument : public error {
+ public:
+  using error::error;
+};
+
+/// A numerical failure the caller can act on (e.g. a singular Gram matrix without damping).
+class numerical_error : public error {
+ public:
+  using error::error;
+};
+
+namespace detail {
+
+template <class... Parts>
+std::string concat(Parts&&... parts) {
+  std::ostringstream out;
+  (out << ... << std::forward<Parts>(parts));
+  return out.str();
+}
+
+/// Throws invalid_argument with the concatenated message parts unless `condition` holds.
+template <class... Parts>
+void require(bool condition, Parts&&... parts) {
+  if (!condition) throw invalid_argument(concat(std::forward<Parts>(parts)...));
+}
+
+}  // namespace detail
+}  // namespace fftmat

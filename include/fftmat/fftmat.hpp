@@ -1,0 +1,11 @@
+#pragma once
+// fftmat: FFT-structured matrices (circulant, block-circulant) and the projections that fit them
+// to dense weights. CPU backend (FFTW + Eigen). For the GPU backend include <fftmat/cuda.hpp>.
+
+#include "block_circulant.hpp"  // IWYU pragma: export
+#include "calibrator.hpp"       // IWYU pragma: export
+#include "circulant.hpp"        // IWYU pragma: export
+#include "error.hpp"            // IWYU pragma: export
+#include "input_spectrum.hpp"   // IWYU pragma: export
+#include "projection.hpp"       // IWYU pragma: export
+#include "version.hpp"          // IWYU pragma: export

@@ -1,0 +1,5 @@
+#pragma once
+
+#define FFTMAT_VERSION_MAJOR 0
+#define FFTMAT_VERSION_MINOR 1
+#define FFTMAT_VERSION_PATCH 0
