@@ -1,1 +1,180 @@
 #include <doctest/doctest.h>
+#include <fftmat/block_circulant.hpp>
+
+#include <vector>
+
+#include "reference.hpp"
+
+using namespace fftmat;
+using test::Index;
+
+namespace {
+
+struct Shape {
+  Index m, n, b;
+};
+
+// b = 1 (dense), b = n (one circulant), odd and non-power-of-two b, m != n both ways.
+const std::vector<Shape> kShapes = {{8, 8, 1},   {5, 7, 1},    {8, 8, 8},   {6, 6, 6},   {5, 5, 5},
+                                    {12, 8, 4},  {8, 12, 4},   {15, 9, 3},  {10, 14, 2}, {21, 14, 7},
+                                    {64, 32, 16}, {24, 72, 12}, {45, 30, 15}, {96, 96, 32}};
+
+template <class Scalar>
+BlockCirculant<Scalar> make(const Shape& s, const Eigen::VectorXd& params, Padding padding = Padding::none) {
+  return BlockCirculant<Scalar>(s.m, s.n, s.b, params.cast<Scalar>(), padding);
+}
+
+Index padded_params(const Shape& s) { return ((s.m + s.b - 1) / s.b) * ((s.n + s.b - 1) / s.b) * s.b; }
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("block-circulant apply, apply_transpose and to_dense match the dense definition", Scalar,
+                   float, double) {
+  using Matrix = typename BlockCirculant<Scalar>::Matrix;
+  unsigned seed = 1;
+  for (const Shape& s : kShapes) {
+    const Eigen::VectorXd params = test::gaussian_vector(s.m * s.n / s.b, seed++);
+    const Eigen::MatrixXd dense = test::dense_block_circulant(s.m, s.n, s.b, params);
+    const BlockCirculant<Scalar> A = make<Scalar>(s, params);
+    CAPTURE(s.m);
+    CAPTURE(s.n);
+    CAPTURE(s.b);
+    CHECK(A.rows() == s.m);
+    CHECK(A.cols() == s.n);
+    CHECK(A.block_size() == s.b);
+    CHECK(A.parameter_count() == s.m * s.n / s.b);
+    CHECK(A.parameters().template cast<double>().isApprox(params, test::tolerance<Scalar>()));
+    CHECK(test::relative_error(A.to_dense().template cast<double>(), dense) < test::tolerance<Scalar>());
+    for (const Index T : {1, 2, 17}) {
+      CAPTURE(T);
+      const Eigen::MatrixXd X = test::gaussian(s.n, T, seed++);
+      const Eigen::MatrixXd Xt = test::gaussian(s.m, T, seed++);
+      Matrix Y(s.m, T), Yt(s.n, T);
+      A.apply(X.cast<Scalar>(), Y);
+      A.apply_transpose(Xt.cast<Scalar>(), Yt);
+      CHECK(test::relative_error(Y.template cast<double>(), dense * X) < test::tolerance<Scalar>());
+      CHECK(test::relative_error(Yt.template cast<double>(), dense.transpose() * Xt) < test::tolerance<Scalar>());
+    }
+  }
+}
+
+TEST_CASE_TEMPLATE("zero padding is explicit and equals the cropped padded matrix", Scalar, float, double) {
+  for (const Shape& s : std::vector<Shape>{{10, 7, 4}, {7, 10, 4}, {9, 9, 5}, {3, 17, 8}}) {
+    CAPTURE(s.m);
+    CAPTURE(s.n);
+    CAPTURE(s.b);
+    const Eigen::VectorXd params = test::gaussian_vector(padded_params(s), 99);
+    CHECK_THROWS_AS(make<Scalar>(s, params), invalid_argument);
+    const BlockCirculant<Scalar> A = make<Scalar>(s, params, Padding::zero);
+    CHECK(A.parameter_count() == padded_params(s));
+    const Eigen::MatrixXd dense = test::dense_block_circulant(s.m, s.n, s.b, params);
+    const Eigen::MatrixXd X = test::gaussian(s.n, 3, 5), Xt = test::gaussian(s.m, 3, 6);
+    CHECK(test::relative_error(A.to_dense().template cast<double>(), dense) < test::tolerance<Scalar>());
+    CHECK(test::relative_error(A.apply(X.cast<Scalar>()).template cast<double>(), dense * X) <
+          test::tolerance<Scalar>());
+    CHECK(test::relative_error(A.apply_transpose(Xt.cast<Scalar>()).template cast<double>(),
+                               dense.transpose() * Xt) < test::tolerance<Scalar>());
+  }
+}
+
+TEST_CASE_TEMPLATE("aliasing, strided views and row-major inputs", Scalar, float, double) {
+  using Matrix = typename BlockCirculant<Scalar>::Matrix;
+  const Shape s{24, 24, 8};
+  const Eigen::VectorXd params = test::gaussian_vector(s.m * s.n / s.b, 3);
+  const BlockCirculant<Scalar> A = make<Scalar>(s, params);
+  const Eigen::MatrixXd dense = test::dense_block_circulant(s.m, s.n, s.b, params);
+  const Eigen::MatrixXd X = test::gaussian(s.n, 5, 4);
+
+  SUBCASE("in place: Y may be X when the matrix is square") {
+    Matrix Z = X.cast<Scalar>();
+    A.apply(Z, Z);
+    CHECK(test::relative_error(Z.template cast<double>(), dense * X) < test::tolerance<Scalar>());
+    Z = X.cast<Scalar>();
+    A.apply_transpose(Z, Z);
+    CHECK(test::relative_error(Z.template cast<double>(), dense.transpose() * X) < test::tolerance<Scalar>());
+  }
+  SUBCASE("blocks of larger matrices: odd offsets give unaligned columns") {
+    Matrix big = Matrix::Zero(s.n + 3, 9);
+    big.block(1, 2, s.n, 5) = X.cast<Scalar>();
+    Matrix out = Matrix::Constant(s.m + 5, 7, Scalar(42));
+    A.apply(big.block(1, 2, s.n, 5), out.block(3, 1, s.m, 5));
+    CHECK(test::relative_error(out.block(3, 1, s.m, 5).template cast<double>(), dense * X) <
+          test::tolerance<Scalar>());
+    CHECK(out(0, 0) == Scalar(42));  // nothing outside the output block is written
+    CHECK(out(s.m + 4, 6) == Scalar(42));
+  }
+  SUBCASE("row-major inputs and expressions are evaluated first") {
+    const Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> Xr = X.cast<Scalar>();
+    CHECK(test::relative_error(A.apply(Xr).template cast<double>(), dense * X) < test::tolerance<Scalar>());
+    CHECK(test::relative_error(A.apply(Scalar(2) * Xr).template cast<double>(), 2.0 * dense * X) <
+          test::tolerance<Scalar>());
+  }
+  SUBCASE("vectors are n x 1 inputs") {
+    const typename BlockCirculant<Scalar>::Vector x = X.col(0).cast<Scalar>();
+    CHECK(test::relative_error(A.apply(x).template cast<double>(), dense * X.col(0)) < test::tolerance<Scalar>());
+  }
+}
+
+TEST_CASE_TEMPLATE("one input spectrum serves several matrices with the same columns", Scalar, float, double) {
+  using Matrix = typename BlockCirculant<Scalar>::Matrix;
+  // Llama's gate and up projections: same input, different weights.
+  const Index m = 48, n = 32, b = 8, T = 6;
+  const Eigen::VectorXd gate_params = test::gaussian_vector(m * n / b, 21);
+  const Eigen::VectorXd up_params = test::gaussian_vector(m * n / b, 22);
+  const BlockCirculant<Scalar> gate(m, n, b, gate_params.cast<Scalar>());
+  const BlockCirculant<Scalar> up(m, n, b, up_params.cast<Scalar>());
+  const Eigen::MatrixXd X = test::gaussian(n, T, 23);
+  InputSpectrum<Scalar> spectrum;
+  gate.transform_input(X.cast<Scalar>(), spectrum);
+  CHECK(spectrum.tokens() == T);
+  Matrix G(m, T), U(m, T);
+  gate.apply_transformed(spectrum, G);
+  up.apply_transformed(spectrum, U);
+  CHECK(test::relative_error(G.template cast<double>(), test::dense_block_circulant(m, n, b, gate_params) * X) <
+        test::tolerance<Scalar>());
+  CHECK(test::relative_error(U.template cast<double>(), test::dense_block_circulant(m, n, b, up_params) * X) <
+        test::tolerance<Scalar>());
+
+  const BlockCirculant<Scalar> other_block(m, n, 4, Eigen::VectorXd::Ones(m * n / 4).cast<Scalar>());
+  CHECK_THROWS_AS(other_block.apply_transformed(spectrum, G), invalid_argument);
+  Matrix wrong(m, T + 1);
+  CHECK_THROWS_AS(up.apply_transformed(spectrum, wrong), invalid_argument);
+}
+
+TEST_CASE_TEMPLATE("copies and moves keep working independently", Scalar, float, double) {
+  const Index m = 16, n = 8, b = 4;
+  const Eigen::VectorXd params = test::gaussian_vector(m * n / b, 31);
+  const Eigen::MatrixXd X = test::gaussian(n, 3, 32);
+  const Eigen::MatrixXd expected = test::dense_block_circulant(m, n, b, params) * X;
+  BlockCirculant<Scalar> original(m, n, b, params.cast<Scalar>());
+  (void)original.apply(X.cast<Scalar>());  // warm the original's workspace pool
+  const BlockCirculant<Scalar> copy = original;
+  const BlockCirculant<Scalar> moved = std::move(original);
+  CHECK(test::relative_error(copy.apply(X.cast<Scalar>()).template cast<double>(), expected) <
+        test::tolerance<Scalar>());
+  CHECK(test::relative_error(moved.apply(X.cast<Scalar>()).template cast<double>(), expected) <
+        test::tolerance<Scalar>());
+}
+
+TEST_CASE("accuracy on the largest Llama-2-7B shape (11008 x 4096, b = 64) against a float64 dense product") {
+  const Index m = 11008, n = 4096, b = 64, T = 4;
+  const Eigen::VectorXd params = test::gaussian_vector(m * n / b, 41) / std::sqrt(double(n));
+  const Eigen::MatrixXd X = test::gaussian(n, T, 42);
+  // Dense reference computed block by block from the definition, in double.
+  const Eigen::MatrixXd expected = test::dense_block_circulant(m, n, b, params) * X;
+  const Eigen::MatrixXd Xt = test::gaussian(m, T, 43);
+  const Eigen::MatrixXd expected_t = test::dense_block_circulant(m, n, b, params).transpose() * Xt;
+
+  const BlockCirculant<float> Af(m, n, b, params.cast<float>());
+  const BlockCirculant<double> Ad(m, n, b, params);
+  const double float_error = test::relative_error(Af.apply(X.cast<float>()).cast<double>(), expected);
+  const double double_error = test::relative_error(Ad.apply(X), expected);
+  const double float_error_t = test::relative_error(Af.apply_transpose(Xt.cast<float>()).cast<double>(), expected_t);
+  const double double_error_t = test::relative_error(Ad.apply_transpose(Xt), expected_t);
+  MESSAGE("relative error of apply, 11008x4096 b=64: float ", float_error, ", double ", double_error,
+          "; apply_transpose: float ", float_error_t, ", double ", double_error_t);
+  CHECK(float_error < 1e-6);
+  CHECK(double_error < 1e-14);
+  CHECK(float_error_t < 1e-6);
+  CHECK(double_error_t < 1e-14);
+}

@@ -1,0 +1,52 @@
+#pragma once
+// Independent references for the tests: dense matrices built element by element from the
+// definitions in DESIGN.md section 1, never from the library's own to_dense().
+
+#include <Eigen/Core>
+
+#include <cmath>
+#include <limits>
+#include <random>
+
+namespace fftmat::test {
+
+using Index = Eigen::Index;
+
+/// A(i*b + r, j*b + k) = c_ij[(r - k) mod b], c_ij[d] = params[((i*q) + j)*b + d], cropped to m x n
+/// (so it also covers zero-padded matrices: p = ceil(m/b), q = ceil(n/b)).
+inline Eigen::MatrixXd dense_block_circulant(Index m, Index n, Index b, const Eigen::VectorXd& params) {
+  const Index q = (n + b - 1) / b;
+  Eigen::MatrixXd A(m, n);
+  for (Index row = 0; row < m; ++row)
+    for (Index col = 0; col < n; ++col) {
+      const Index i = row / b, r = row % b, j = col / b, k = col % b;
+      const Index d = ((r - k) % b + b) % b;
+      A(row, col) = params[(i * q + j) * b + d];
+    }
+  return A;
+}
+
+/// Reproducible standard-normal matrix.
+inline Eigen::MatrixXd gaussian(Index rows, Index cols, unsigned seed) {
+  std::mt19937_64 engine(seed);
+  std::normal_distribution<double> normal;
+  Eigen::MatrixXd M(rows, cols);
+  for (Index c = 0; c < cols; ++c)
+    for (Index r = 0; r < rows; ++r) M(r, c) = normal(engine);
+  return M;
+}
+
+inline Eigen::VectorXd gaussian_vector(Index size, unsigned seed) { return gaussian(size, 1, seed); }
+
+inline double relative_error(const Eigen::MatrixXd& actual, const Eigen::MatrixXd& expected) {
+  const double scale = expected.norm();
+  return (actual - expected).norm() / (scale > 0 ? scale : 1.0);
+}
+
+/// Tolerance for a relative error of a product computed in Scalar through FFTs.
+template <class Scalar>
+constexpr double tolerance() {
+  return std::is_same_v<Scalar, float> ? 2e-5 : 1e-12;
+}
+
+}  // namespace fftmat::test
