@@ -27,9 +27,13 @@ Pipeline
      held-out loss of the saved model matches the float32 one, greedy-generate
      a sample, and write training_log.json and README.md.
 
+Training is limited either by --steps (step-based cosine schedule) or, by
+default, by a wall-time budget --minutes (time-based cosine schedule, see
+--help); the steps actually run are logged in training_log.json.
+
 Everything is seeded (python, numpy, torch) and torch deterministic algorithms
-are enabled; with an explicit ``--steps`` and the same ``--threads`` and
-library versions a re-run reproduces the same weights.
+are enabled; with an explicit ``--steps`` (or ``--replay-lr``) and the same
+``--threads`` and library versions a re-run reproduces the same weights.
 """
 
 import argparse
@@ -51,63 +55,74 @@ DEFAULT_OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)),
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    class Fmt(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+        pass
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=Fmt)
     g = p.add_argument_group("data / output")
     g.add_argument("--data", default=DEFAULT_DATA,
-                   help="training text (default: ../shared/data/tinyshakespeare.txt "
-                        "relative to the repository root)")
+                   help="training text (tinyshakespeare.txt in ../shared/data/ relative "
+                        "to the repository root)")
     g.add_argument("--out", default=DEFAULT_OUT,
-                   help="output directory, Hugging Face layout (default: models/tiny-shakespeare)")
+                   help="output directory, Hugging Face layout")
     g.add_argument("--train-frac", type=float, default=0.9,
                    help="fraction of characters used for training; the cut is moved "
-                        "forward to the next line boundary, the rest is held out (default 0.9)")
+                        "forward to the next line boundary, the rest is held out")
     g.add_argument("--max-size-mb", type=float, default=25.0,
-                   help="fail if the output directory is larger than this (default 25)")
+                   help="fail if the output directory is larger than this")
 
     g = p.add_argument_group("tokenizer")
     g.add_argument("--vocab-size", type=int, default=2048,
                    help="SentencePiece vocabulary size incl. <unk>,<s>,</s> and the 256 "
-                        "byte-fallback pieces (default 2048)")
+                        "byte-fallback pieces")
 
     g = p.add_argument_group("model (LlamaConfig)")
-    g.add_argument("--hidden-size", type=int, default=256)
-    g.add_argument("--intermediate-size", type=int, default=768)
-    g.add_argument("--layers", type=int, default=8, help="num_hidden_layers (default 8)")
-    g.add_argument("--heads", type=int, default=8, help="num_attention_heads (default 8)")
+    g.add_argument("--hidden-size", type=int, default=256, help="hidden_size")
+    g.add_argument("--intermediate-size", type=int, default=768,
+                   help="intermediate_size of the SwiGLU MLP (the layers fftmat replaces)")
+    g.add_argument("--layers", type=int, default=8, help="num_hidden_layers")
+    g.add_argument("--heads", type=int, default=8, help="num_attention_heads")
     g.add_argument("--kv-heads", type=int, default=4,
-                   help="num_key_value_heads; < heads gives grouped-query attention (default 4)")
+                   help="num_key_value_heads; < heads gives grouped-query attention")
     g.add_argument("--max-positions", type=int, default=512,
-                   help="max_position_embeddings (default 512)")
+                   help="max_position_embeddings")
 
     g = p.add_argument_group("training")
     g.add_argument("--steps", type=int, default=None,
-                   help="number of optimiser steps. If omitted, the step time is measured "
-                        "on a few calibration steps and the step count is chosen so that "
-                        "training fits into --minutes (the count actually run is logged; "
-                        "pass it back via --steps for an exactly reproducible run)")
+                   help="number of optimiser steps, with a step-based cosine schedule "
+                        "(fully deterministic). If omitted, training is limited by "
+                        "--minutes instead")
     g.add_argument("--minutes", type=float, default=20.0,
-                   help="wall-time budget for the training loop, used only when --steps "
-                        "is not given (default 20)")
-    g.add_argument("--batch-size", type=int, default=16)
+                   help="wall-time budget of the training loop when --steps is not given: "
+                        "after warm-up the cosine decay follows the fraction of the budget "
+                        "used, and training stops when the budget is spent (robust to a "
+                        "shared CPU; the steps run and the lr of every step are logged)")
+    g.add_argument("--replay-lr", metavar="TRAINING_LOG_JSON", default=None,
+                   help="replay exactly the per-step learning rates (and hence the step "
+                        "count) recorded in a previous training_log.json; with the same "
+                        "seed, threads and library versions this reproduces a time-budgeted "
+                        "run deterministically")
+    g.add_argument("--batch-size", type=int, default=16, help="windows per optimiser step")
     g.add_argument("--seq-len", type=int, default=128,
-                   help="window length in tokens, including the leading BOS (default 128)")
-    g.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (default 3e-3)")
+                   help="window length in tokens, including the leading BOS")
+    g.add_argument("--lr", type=float, default=3e-3, help="peak learning rate")
     g.add_argument("--min-lr-frac", type=float, default=0.1,
-                   help="final lr as a fraction of the peak, cosine decay (default 0.1)")
+                   help="final lr as a fraction of the peak, cosine decay")
     g.add_argument("--warmup", type=int, default=None,
-                   help="linear warm-up steps (default: 5%% of steps, at least 10)")
+                   help="linear warm-up steps (None: 5%% of --steps but at least 10, or 20 "
+                        "with --minutes)")
     g.add_argument("--weight-decay", type=float, default=0.1,
-                   help="AdamW weight decay on matrices (not on norms) (default 0.1)")
-    g.add_argument("--grad-clip", type=float, default=1.0)
+                   help="AdamW weight decay on matrices (not on norms)")
+    g.add_argument("--grad-clip", type=float, default=1.0, help="max global grad norm")
     g.add_argument("--log-every", type=int, default=20, help="progress line every N steps")
     g.add_argument("--eval-every", type=int, default=200,
                    help="quick held-out loss on --quick-eval-windows windows every N steps (0: off)")
-    g.add_argument("--quick-eval-windows", type=int, default=32)
+    g.add_argument("--quick-eval-windows", type=int, default=32,
+                   help="held-out windows used by the periodic quick evaluation")
 
     g = p.add_argument_group("runtime")
-    g.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
-    g.add_argument("--seed", type=int, default=1234)
+    g.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
+    g.add_argument("--seed", type=int, default=1234,
+                   help="seed for python, numpy, torch, sentencepiece and window sampling")
     g.add_argument("--prompt", default="ROMEO:", help="prompt for the greedy sample")
     g.add_argument("--gen-tokens", type=int, default=40, help="tokens to greedy-generate")
     return p.parse_args(argv)
@@ -231,6 +246,10 @@ def main(argv=None):
         shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     t_start = time.time()
 
+    # Passive OpenMP waiting: on a CPU shared with other jobs the default
+    # spin-waiting of idle OpenMP threads made training ~3x slower.  Must be
+    # set before torch (libgomp) is loaded; an explicit setting is respected.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import numpy as np
     import torch
     import transformers
@@ -309,51 +328,72 @@ def main(argv=None):
     eval_windows = make_eval_batches(held_ids.tolist(), args.seq_len, BOS)
     quick_windows = eval_windows[:args.quick_eval_windows]
 
-    total_steps = args.steps
-    warmup = args.warmup
+    # Learning-rate schedule: linear warm-up over `warmup` steps, then cosine
+    # decay from lr to min_lr_frac*lr.  With --steps the cosine progress is
+    # counted in steps (fully deterministic).  Without --steps the run is
+    # limited by wall time (--minutes) and the cosine progress is the fraction
+    # of the time budget used, so the schedule always finishes its decay even
+    # when the CPU is shared and the step rate varies; the number of steps run
+    # and the lr of every step are logged, and --replay-lr replays them.
+    replay = None
+    if args.replay_lr:
+        with open(args.replay_lr) as f:
+            replay = json.load(f)["training"]["lr_per_step"]
+        mode = "replay"
+        total_steps = len(replay)
+        warmup = None
+    elif args.steps is not None:
+        mode = "steps"
+        total_steps = args.steps
+        warmup = args.warmup if args.warmup is not None else max(10, int(0.05 * total_steps))
+    else:
+        mode = "time"
+        total_steps = None
+        warmup = args.warmup if args.warmup is not None else 20
+    budget_s = 60.0 * args.minutes
+    min_lr = args.min_lr_frac * args.lr
 
-    def lr_at(step):  # step is 0-based
-        if step < warmup:
-            return args.lr * (step + 1) / warmup
-        prog = (step - warmup) / max(1, total_steps - warmup)
-        return args.lr * (args.min_lr_frac + (1 - args.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * prog)))
+    def cosine(prog):
+        prog = min(max(prog, 0.0), 1.0)
+        return min_lr + (args.lr - min_lr) * 0.5 * (1 + math.cos(math.pi * prog))
 
-    calib_steps = 0
-    if total_steps is None:
-        # Measure the step time on a throw-away copy of the model/optimiser
-        # state so that the real run does not depend on the measurement.
-        import copy
-        m2 = copy.deepcopy(model)
-        o2 = torch.optim.AdamW(m2.parameters(), lr=1e-4)
-        g = torch.Generator().manual_seed(0)
-        x = torch.randint(3, args.vocab_size, (args.batch_size, args.seq_len), generator=g)
-        times = []
-        for i in range(6):
-            t = time.time()
-            loss = m2(input_ids=x, labels=x).loss
-            loss.backward()
-            o2.step()
-            o2.zero_grad(set_to_none=True)
-            times.append(time.time() - t)
-        del m2, o2
-        step_time = float(np.median(times[1:]))
-        calib_steps = 6
-        total_steps = max(50, int(args.minutes * 60 / step_time))
-        log(f"calibration: {step_time:.2f}s/step -> --steps {total_steps} for {args.minutes} min")
-    if warmup is None:
-        warmup = max(10, int(0.05 * total_steps))
-
-    log(f"training: {total_steps} steps, batch {args.batch_size} x {args.seq_len} tokens, "
-        f"lr {args.lr} (warmup {warmup}, cosine to {args.min_lr_frac * args.lr:g}), "
-        f"threads {args.threads}")
+    if mode == "steps":
+        log(f"training: {total_steps} steps (step-based schedule)")
+    elif mode == "replay":
+        log(f"training: {total_steps} steps, lr per step replayed from {args.replay_lr}")
+    else:
+        log(f"training: time budget {args.minutes} min (time-based cosine schedule)")
+    log(f"  batch {args.batch_size} x {args.seq_len} tokens, peak lr {args.lr}, "
+        f"warmup {warmup} steps, cosine to {min_lr:g}, threads {args.threads}, "
+        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}")
     history = []
+    lr_per_step = []
     t_train = time.time()
     t_last, tok_since = time.time(), 0
+    t_warm_end = None
     ema = None
     recent = []
-    for step in range(total_steps):
+    done = 0
+    while True:
+        elapsed = time.time() - t_train
+        if mode == "time":
+            if done >= warmup and t_warm_end is None:
+                t_warm_end = elapsed
+            if elapsed >= budget_s and done >= warmup:
+                break
+        elif done >= total_steps:
+            break
+        if mode == "replay":
+            lr = replay[done]
+        elif done < warmup:
+            lr = args.lr * (done + 1) / warmup
+        elif mode == "steps":
+            lr = cosine((done - warmup) / max(1, total_steps - warmup))
+        else:
+            lr = cosine((elapsed - t_warm_end) / max(1e-9, budget_s - t_warm_end))
         for gr in opt.param_groups:
-            gr["lr"] = lr_at(step)
+            gr["lr"] = lr
+        lr_per_step.append(lr)
         x = get_batch()
         loss = model(input_ids=x, labels=x).loss
         loss.backward()
@@ -362,25 +402,30 @@ def main(argv=None):
         opt.zero_grad(set_to_none=True)
         lv = loss.item()
         if not math.isfinite(lv):
-            raise SystemExit(f"non-finite loss at step {step}")
+            raise SystemExit(f"non-finite loss at step {done}")
         ema = lv if ema is None else 0.95 * ema + 0.05 * lv
         recent.append(lv)
         recent = recent[-50:]
         tok_since += x.numel()
-        done = step + 1
-        if done % args.log_every == 0 or done == total_steps or done == 1:
+        done += 1
+        if done % args.log_every == 0 or done == 1 or done == total_steps:
             dt = time.time() - t_last
-            log(f"step {done:5d}/{total_steps}  loss {lv:.4f}  (ema {ema:.4f})  "
-                f"lr {lr_at(step):.2e}  gnorm {gnorm:.2f}  {tok_since / dt:7.0f} tok/s  "
-                f"elapsed {time.time() - t_train:6.0f}s")
+            el = time.time() - t_train
+            log(f"step {done:5d}{'' if total_steps is None else '/' + str(total_steps)}  "
+                f"loss {lv:.4f}  (ema {ema:.4f})  lr {lr:.2e}  gnorm {gnorm:.2f}  "
+                f"{tok_since / dt:6.0f} tok/s  elapsed {el:5.0f}s")
             history.append({"step": done, "loss": round(lv, 5), "ema_loss": round(ema, 5),
-                            "lr": lr_at(step), "elapsed_s": round(time.time() - t_train, 1)})
+                            "lr": lr, "elapsed_s": round(el, 1)})
             t_last, tok_since = time.time(), 0
-        if args.eval_every and done % args.eval_every == 0 and done != total_steps:
+        if args.eval_every and done % args.eval_every == 0:
             ql, _ = evaluate(model, quick_windows)
             log(f"  quick held-out loss ({len(quick_windows)} windows) {ql:.4f} ppl {math.exp(ql):.2f}")
             history[-1]["quick_heldout_loss"] = round(ql, 5)
     train_time = time.time() - t_train
+    total_steps = done  # steps actually run
+    if not history or history[-1]["step"] != done:
+        history.append({"step": done, "loss": round(lv, 5), "ema_loss": round(ema, 5),
+                        "lr": lr, "elapsed_s": round(train_time, 1)})
     final_train_loss = float(np.mean(recent))
     log(f"training done in {train_time:.0f}s; mean train loss over last {len(recent)} steps "
         f"{final_train_loss:.4f}")
@@ -458,14 +503,15 @@ def main(argv=None):
         "model_config": cfg,
         "n_parameters": n_params,
         "args": vars(args),
-        "training": {"steps": total_steps, "warmup_steps": warmup,
-                     "calibration_steps_not_counted": calib_steps,
+        "training": {"schedule": mode, "steps": total_steps, "warmup_steps": warmup,
+                     "time_budget_min": args.minutes if mode == "time" else None,
                      "batch_size": args.batch_size, "seq_len": args.seq_len,
                      "tokens_seen": total_steps * args.batch_size * args.seq_len,
                      "train_time_s": round(train_time, 1),
                      "final_train_loss_mean_last_50": round(final_train_loss, 5),
                      "final_train_ppl": round(math.exp(final_train_loss), 4),
-                     "history": history},
+                     "history": history,
+                     "lr_per_step": lr_per_step},
         "heldout_eval": {
             "method": "held-out text tokenised as one string, cut into consecutive chunks of "
                       f"{args.seq_len - 1} tokens, BOS prepended to each; mean next-token cross "
@@ -494,7 +540,7 @@ def main(argv=None):
     readme = os.path.join(args.out, "README.md")
     # README size is small; estimate total including itself after writing
     def render(total):
-        size_rows = "\n".join(f"| `{f}` | {sizes.get(f, 0):,} |" for f in files + (["README.md"] if "README.md" not in files else []) if f != "README.md") 
+        size_rows = "\n".join(f"| `{f}` | {sizes[f]:,} |" for f in files if f != "README.md")
         return f"""# tiny-shakespeare: a small Llama trained from scratch
 
 A {n_params / 1e6:.2f}M-parameter `LlamaForCausalLM` (Hugging Face transformers) with a
@@ -534,8 +580,10 @@ character_coverage 1.0. Newlines are encoded by the byte piece `<0x0A>`, as in L
 `<s>` + {args.seq_len - 1} text tokens taken at a random offset; peak lr {args.lr}, {warmup} warm-up steps,
 cosine decay to {args.min_lr_frac * args.lr:g}, weight decay {args.weight_decay}, betas (0.9, 0.95),
 grad clip {args.grad_clip}), seed {args.seed}, {args.threads} CPU threads, fp32;
-{train_time / 60:.1f} min of training, {wall / 60:.1f} min wall time in total
+{train_time / 60:.1f} min of training, {wall / 60:.1f} min wall time in total{early_note}
 (torch {torch.__version__}, transformers {transformers.__version__}).
+Average training throughput: {total_steps * args.batch_size * args.seq_len / train_time:.0f} tokens/s
+({total_steps * args.batch_size * args.seq_len:,} tokens seen, {total_steps * args.batch_size * (args.seq_len - 1) / len(train_ids):.2f} epochs of the training split).
 The weights were then converted to float16 and saved with
 `save_pretrained(..., safe_serialization=True)`.
 
@@ -582,6 +630,12 @@ produced from it by `tools/train_tiny_llama.py` and are shipped with fftmat unde
 the project's licence. This model is not derived from Meta's Llama weights; it only
 uses the same architecture.
 """
+    early_note = ("; the run was limited by a wall-time budget of "
+                  f"{args.minutes:g} min with the cosine decay following the fraction of the "
+                  "budget used, so the step count depends on the machine load "
+                  "(`training_log.json` records the lr of every step; "
+                  "`--replay-lr training_log.json` replays that exact schedule)"
+                  if mode == "time" else "")
     body = render(0)
     total = sum(sizes.values()) + len(body.encode())
     with open(readme, "w") as f:

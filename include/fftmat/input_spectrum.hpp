@@ -3,6 +3,8 @@
 // block-circulant matrices with the same column space -- Llama's gate and up projections read the
 // same MLP input, so its FFT is done once for both.
 
+#include <Eigen/Core>
+
 #include <complex>
 
 #include "detail/fftw.hpp"
