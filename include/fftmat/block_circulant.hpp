@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "detail/block_fft.hpp"
+#include "detail/complex_kernels.hpp"
 #include "detail/fftw.hpp"
 #include "detail/parallel.hpp"
 #include "detail/workspace_pool.hpp"
@@ -27,6 +28,13 @@
 #include "input_spectrum.hpp"
 
 namespace fftmat {
+
+namespace detail {
+/// Access to the private stages (forward FFT, per-bin products, inverse FFT) so that the
+/// microbenchmarks can time each on its own; defined only by benchmarks/cpu.
+template <class Scalar>
+struct BlockCirculantAccess;
+}  // namespace detail
 
 /// What to do when the block size does not divide a dimension.
 enum class Padding {
@@ -70,6 +78,10 @@ class BlockCirculant {
     row_fft_ = detail::BlockFft<Scalar>(rows, block_size);
     col_fft_ = detail::BlockFft<Scalar>(cols, block_size);
     compute_spectra();
+    if (uses_packed_kernels()) {
+      packed_.pack(spectra_.data(), block_size_, block_rows_, block_cols_);
+      row_out_fft_ = detail::BlockFft<Scalar>(rows, block_size, detail::SpectrumLayout::block_major);
+    }
   }
 
   /// Throws fftmat::invalid_argument unless (rows, cols, block_size, padding) describe a valid matrix.
@@ -158,6 +170,9 @@ class BlockCirculant {
   }
 
  private:
+  template <class>
+  friend struct detail::BlockCirculantAccess;
+
   enum class Op { normal, adjoint };
 
   struct Workspace {
@@ -208,18 +223,76 @@ class BlockCirculant {
     finish(workspace->input_spectrum.data(), T, Y, op, *workspace);
   }
 
+  /// A = C X uses the packed split-plane kernels (detail/complex_kernels.hpp) unless there are
+  /// fewer block rows than one panel (e.g. a Circulant, p = 1), where padding the panel would waste
+  /// most of the work; those keep the per-bin Eigen products.
+  bool uses_packed_kernels() const noexcept { return block_rows_ >= detail::kPanelRows; }
+
+  /// The transforms of the input and of the output of op (the output layout depends on the kernel).
+  const detail::BlockFft<Scalar>& input_fft(Op op) const { return op == Op::normal ? col_fft_ : row_fft_; }
+  const detail::BlockFft<Scalar>& output_fft(Op op) const {
+    if (op == Op::normal) return uses_packed_kernels() ? row_out_fft_ : row_fft_;
+    return col_fft_;
+  }
+
   /// Per-bin products and inverse FFTs: Y = irfft(C^[f] X^[f]) (or C^[f]^H for the transpose).
   void finish(const Complex* input_spectrum, Index T, MatrixRef& Y, Op op, Workspace& workspace) const {
-    const detail::BlockFft<Scalar>& in = op == Op::normal ? col_fft_ : row_fft_;
-    const detail::BlockFft<Scalar>& out = op == Op::normal ? row_fft_ : col_fft_;
+    const detail::BlockFft<Scalar>& out = output_fft(op);
     workspace.output_spectrum.resize(static_cast<std::size_t>(T * out.token_stride()));
     Complex* output_spectrum = workspace.output_spectrum.data();
-    multiply_bins(input_spectrum, in, output_spectrum, out, T, op);
+    multiply_bins(input_spectrum, output_spectrum, T, op);
     out.inverse(output_spectrum, T, Y.data(), Y.outerStride(), staging(workspace));
   }
 
-  void multiply_bins(const Complex* input, const detail::BlockFft<Scalar>& in, Complex* output,
-                     const detail::BlockFft<Scalar>& out, Index T, Op op) const {
+  /// Output spectrum (layout of output_fft(op)) from the token-major input spectrum.
+  void multiply_bins(const Complex* input, Complex* output, Index T, Op op) const {
+    const detail::BlockFft<Scalar>& in = input_fft(op);
+    const detail::BlockFft<Scalar>& out = output_fft(op);
+    if (op == Op::normal && uses_packed_kernels()) {
+      // Work items are (token chunk, bin, panel) triples in that order, split statically into one
+      // contiguous range per thread:
+      //  - a panel (R x q, 4 KiB for q = 64) stays in L1 across the token tiles of its chunk;
+      //  - a chunk's output spectrum (block-major: all bins of a block together) is sized to stay
+      //    in L2 while every bin writes into it -- bin-outermost over all T tokens would touch the
+      //    whole output once per bin (T*p*64 B per bin pass, 2.8 MB at T = 256, p = 172) and send
+      //    it to memory and back b/2+1 times;
+      //  - for a few tokens there is one chunk, and the split is across (bin, panel): each thread
+      //    streams half of the packed spectra from memory exactly once.
+      const Index p = block_rows_, q = block_cols_, panels = packed_.panels();
+      const Index ldx = in.token_stride(), ldy = out.token_stride(), nbins = bins();
+      if (T == 1) {
+        // Decode: pair item k with item k + half so that each thread reads two streams.
+        const Index items = nbins * panels, half = (items + 1) / 2;
+        detail::parallel_for(half, 16.0 * double(detail::kPanelRows * q), [&](Index k, int) {
+          const Index k2 = k + half < items ? k + half : k;  // odd count: the middle item alone
+          if (k2 == k) {
+            const Index f = k / panels, P = k % panels, row0 = P * detail::kPanelRows;
+            detail::panel_product(packed_, f, P, q, input + f * q, ldx, 1, output + row0 * nbins + f, ldy, nbins,
+                                  std::min(detail::kPanelRows, p - row0));
+          } else {
+            detail::one_token_pair(packed_, k / panels, k % panels, k2 / panels, k2 % panels, p, q, input, output,
+                                   nbins);
+          }
+        });
+        return;
+      }
+      const Index chunk = detail::token_chunk(p * nbins * Index(sizeof(Complex)));
+      const Index chunks = (T + chunk - 1) / chunk, per_chunk = nbins * panels;
+      detail::parallel_for(chunks * per_chunk, 8.0 * double(detail::kPanelRows * q * std::min(T, chunk)),
+                           [&](Index item, int) {
+                             const Index c = item / per_chunk, f = (item % per_chunk) / panels, P = item % panels;
+                             const Index t0 = c * chunk, row0 = P * detail::kPanelRows;
+                             detail::panel_product(packed_, f, P, q, input + t0 * ldx + f * q, ldx,
+                                                   std::min(chunk, T - t0), output + t0 * ldy + row0 * nbins + f,
+                                                   ldy, nbins, std::min(detail::kPanelRows, p - row0));
+                           });
+      return;
+    }
+    multiply_bins_eigen(input, in, output, out, T, op);
+  }
+
+  void multiply_bins_eigen(const Complex* input, const detail::BlockFft<Scalar>& in, Complex* output,
+                           const detail::BlockFft<Scalar>& out, Index T, Op op) const {
     using BinMatrix = Eigen::Matrix<Complex, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
     using TokenMatrix = Eigen::Matrix<Complex, Eigen::Dynamic, Eigen::Dynamic>;
     using Stride = Eigen::OuterStride<>;
@@ -242,7 +315,9 @@ class BlockCirculant {
   Index block_rows_ = 0, block_cols_ = 0;
   Vector parameters_;
   Eigen::Matrix<Complex, Eigen::Dynamic, 1> spectra_;
+  detail::PackedSpectra<Scalar> packed_;  // split-plane panels for A X (empty when not used)
   detail::BlockFft<Scalar> row_fft_, col_fft_;
+  detail::BlockFft<Scalar> row_out_fft_;  // block-major inverse transforms of the packed kernels' output
   mutable detail::WorkspacePool<Workspace> pool_;
 };
 

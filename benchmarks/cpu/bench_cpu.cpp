@@ -1,0 +1,413 @@
+// CPU microbenchmarks: block-circulant apply against dense GEMM/GEMV (Eigen and OpenBLAS), the
+// stages of a block-circulant product on their own, projection and calibration throughput.
+// Results and how to read them: docs/benchmarks.md; cost model: docs/cost_model.md.
+//
+// Names (filter with --benchmark_filter, a regex):
+//   apply/<impl>/<m>x<n>/b<b>/T<T>      impl = bc (fftmat::BlockCirculant::apply), bcref (the first
+//                                       implementation: Eigen complex GEMM per bin, kept for p < 8)
+//   apply/<impl>/<m>x<n>/T<T>           impl = eigen | blas (dense W, m x n row-major as in safetensors)
+//   scale/<impl>/<n>x<n>/...            the square scaling series, same impls
+//   stage/<rfft|product|irfft>/<m>x<n>/b<b>/T<T>   the three stages of one bc apply
+//   project/frobenius/<m>x<n>/b<b>      fftmat::project_frobenius of a dense W
+//   calib/accumulate/<m>x<n>/b<b>/T<T>  Calibrator::accumulate of T samples;  calib/fit/...
+//   machine/stream_read                 memory read bandwidth (for the cost model's roofline)
+//
+// Every benchmark measures wall time (UseRealTime): the library and the BLAS use threads.
+// Weights and inputs are rotated over enough copies (FFTMAT_BENCH_ROTATE_MB, default 64 MiB, 8x the
+// L3 of the reference machine) that no iteration finds the previous one's weights in cache -- in a
+// real model dozens of other layers run between two calls of the same layer.
+//
+// Counters (constant per run unless marked as a rate):
+//   m, n, b, T, params (stored scalars), weight_bytes (bytes of weights one apply reads: 4mn for
+//   dense fp32, the spectra for bc), dense_flops (2mnT, the dense-equivalent work),
+//   GFLOPS (rate: dense-equivalent GFLOP/s), bytes_per_second (rate: weight bytes read per second).
+
+#include <benchmark/benchmark.h>
+
+#include <fftmat/fftmat.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#ifdef FFTMAT_BENCH_CBLAS
+#include <cblas.h>
+#endif
+
+namespace fftmat::detail {
+// Stage-by-stage access to BlockCirculant's private implementation (see block_circulant.hpp).
+template <>
+struct BlockCirculantAccess<float> {
+  using A_t = BlockCirculant<float>;
+  struct Buffers {
+    AlignedBuffer<std::complex<float>> input, output, pristine;
+    AlignedBuffer<float> staging;
+  };
+  static void prepare(const A_t& A, Index T, Buffers& buf) {
+    buf.input.resize(static_cast<std::size_t>(T * A.col_fft_.token_stride()));
+    buf.output.resize(static_cast<std::size_t>(
+        T * std::max(A.output_fft(A_t::Op::normal).token_stride(), A.row_fft_.token_stride())));
+    buf.staging.resize(static_cast<std::size_t>(
+        std::max(A.row_fft_.staging_stride(), A.col_fft_.staging_stride()) * max_threads()));
+  }
+  static void forward(const A_t& A, const float* X, Index T, Buffers& buf) {
+    A.col_fft_.forward(X, A.cols(), T, buf.input.data(), buf.staging.data());
+  }
+  static void product(const A_t& A, Index T, Buffers& buf) {
+    A.multiply_bins(buf.input.data(), buf.output.data(), T, A_t::Op::normal);
+  }
+  /// The implementation before the packed kernels (token-major Eigen complex GEMM per bin, bin-strided
+  /// c2r), kept in the library for p < 8; timed on every shape so one run shows old against new.
+  static void reference_apply(const A_t& A, const float* X, Index T, float* Y, Buffers& buf) {
+    A.col_fft_.forward(X, A.cols(), T, buf.input.data(), buf.staging.data());
+    A.multiply_bins_eigen(buf.input.data(), A.col_fft_, buf.output.data(), A.row_fft_, T, A_t::Op::normal);
+    A.row_fft_.inverse(buf.output.data(), T, Y, A.rows(), buf.staging.data());
+  }
+  /// Keeps a copy of the output spectrum, since c2r destroys its input: repeated inverse transforms
+  /// of what a previous one left would time garbage (possibly denormals), not real spectra.
+  static void save_output(const A_t& A, Index T, Buffers& buf) {
+    const std::size_t count = static_cast<std::size_t>(T * A.output_fft(A_t::Op::normal).token_stride());
+    buf.pristine.resize(count);
+    std::copy(buf.output.data(), buf.output.data() + count, buf.pristine.data());
+  }
+  static void restore_output(const A_t& A, Index T, Buffers& buf) {
+    const std::size_t count = static_cast<std::size_t>(T * A.output_fft(A_t::Op::normal).token_stride());
+    std::copy(buf.pristine.data(), buf.pristine.data() + count, buf.output.data());
+  }
+  static void inverse(const A_t& A, float* Y, Index T, Buffers& buf) {
+    A.output_fft(A_t::Op::normal).inverse(buf.output.data(), T, Y, A.rows(), buf.staging.data());
+  }
+};
+}  // namespace fftmat::detail
+
+namespace {
+
+using Index = Eigen::Index;
+using Matrix = Eigen::MatrixXf;
+using RowMatrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using Access = fftmat::detail::BlockCirculantAccess<float>;
+
+// ---- configuration --------------------------------------------------------------------------------
+
+double env_double(const char* name, double fallback) {
+  const char* v = std::getenv(name);
+  return v != nullptr && *v != '\0' ? std::atof(v) : fallback;
+}
+
+int threads() {
+#ifdef _OPENMP
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+/// How many copies of a working set of `bytes` to rotate over so that the copies together exceed
+/// the rotation budget (so the working set of one iteration is evicted before it is used again).
+std::size_t copies_for(double bytes) {
+  const double budget = env_double("FFTMAT_BENCH_ROTATE_MB", 64.0) * 1024.0 * 1024.0;
+  const double copies = std::ceil(budget / std::max(bytes, 1.0));
+  return static_cast<std::size_t>(std::clamp(copies, 1.0, 256.0));
+}
+
+/// Uniform values in [-scale, scale): a cheap generator, since the dense shapes have 45M entries
+/// and the values do not affect any timing.
+Matrix random_matrix(Index rows, Index cols, unsigned seed, float scale = 1.0f) {
+  std::minstd_rand rng(seed + 1);
+  Matrix M(rows, cols);
+  const float to_unit = 2.0f / float(std::minstd_rand::max());
+  for (Index k = 0; k < M.size(); ++k) M.data()[k] = scale * (float(rng()) * to_unit - 1.0f);
+  return M;
+}
+
+fftmat::BlockCirculant<float> random_block_circulant(Index m, Index n, Index b, unsigned seed) {
+  const Index params = (m / b) * (n / b) * b;
+  const Matrix c = random_matrix(params, 1, seed, 1.0f / std::sqrt(float(n)));
+  return fftmat::BlockCirculant<float>(m, n, b, c.col(0));
+}
+
+double spectra_bytes(Index m, Index n, Index b) { return double(b / 2 + 1) * double(m / b) * double(n / b) * 8.0; }
+
+void set_common_counters(benchmark::State& st, Index m, Index n, Index b, Index T, double params,
+                         double weight_bytes, std::size_t copies) {
+  const double flops = 2.0 * double(m) * double(n) * double(T);
+  st.counters["m"] = double(m);
+  st.counters["n"] = double(n);
+  st.counters["b"] = double(b);
+  st.counters["T"] = double(T);
+  st.counters["params"] = params;
+  st.counters["weight_bytes"] = weight_bytes;
+  st.counters["dense_flops"] = flops;
+  st.counters["copies"] = double(copies);
+  st.counters["threads"] = double(threads());
+  st.counters["GFLOPS"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  st.SetBytesProcessed(static_cast<int64_t>(double(st.iterations()) * weight_bytes));
+}
+
+// ---- block-circulant apply -------------------------------------------------------------------------
+
+void bc_apply(benchmark::State& st, Index m, Index n, Index b, Index T, bool reference = false) {
+  const fftmat::BlockCirculant<float> A = random_block_circulant(m, n, b, 1);
+  const double footprint = spectra_bytes(m, n, b) + 4.0 * double((m + n) * T);
+  const std::size_t copies = copies_for(footprint);
+  std::vector<fftmat::BlockCirculant<float>> As(copies, A);
+  std::vector<Matrix> Xs, Ys;
+  std::vector<Access::Buffers> bufs(reference ? copies : 0);
+  for (std::size_t k = 0; k < copies; ++k) {
+    Xs.push_back(random_matrix(n, T, unsigned(100 + k)));
+    Ys.emplace_back(m, T);
+    As[k].apply(Xs[k], Ys[k]);  // first call with this T: plans, workspace
+    if (reference) {
+      Access::prepare(As[k], T, bufs[k]);
+      Access::reference_apply(As[k], Xs[k].data(), T, Ys[k].data(), bufs[k]);
+    }
+  }
+  std::size_t k = 0;
+  for (auto _ : st) {
+    if (reference) {
+      Access::reference_apply(As[k], Xs[k].data(), T, Ys[k].data(), bufs[k]);
+    } else {
+      As[k].apply(Xs[k], Ys[k]);
+    }
+    benchmark::DoNotOptimize(Ys[k].data());
+    benchmark::ClobberMemory();
+    k = k + 1 == copies ? 0 : k + 1;
+  }
+  set_common_counters(st, m, n, b, T, double(A.parameter_count()), spectra_bytes(m, n, b), copies);
+}
+
+// ---- dense baselines (W is m x n row-major, the safetensors layout) ---------------------------------
+
+struct DenseSet {
+  std::vector<RowMatrix> W;
+  std::vector<Matrix> X, Y;
+  std::size_t copies;
+  DenseSet(Index m, Index n, Index T) {
+    copies = copies_for(4.0 * double(m * n + (m + n) * T));
+    for (std::size_t k = 0; k < copies; ++k) {
+      W.push_back(random_matrix(m, n, unsigned(7 + k), 1.0f / std::sqrt(float(n))));  // col->row copy
+      X.push_back(random_matrix(n, T, unsigned(100 + k)));
+      Y.emplace_back(m, T);
+    }
+  }
+};
+
+void dense_eigen(benchmark::State& st, Index m, Index n, Index T) {
+  DenseSet d(m, n, T);
+  std::size_t k = 0;
+  for (auto _ : st) {
+    if (T == 1) {
+      d.Y[k].col(0).noalias() = d.W[k] * d.X[k].col(0);  // Eigen GEMV (single-threaded in Eigen)
+    } else {
+      d.Y[k].noalias() = d.W[k] * d.X[k];  // Eigen GEMM (OpenMP-parallel when built with it)
+    }
+    benchmark::DoNotOptimize(d.Y[k].data());
+    benchmark::ClobberMemory();
+    k = k + 1 == d.copies ? 0 : k + 1;
+  }
+  set_common_counters(st, m, n, 0, T, double(m * n), 4.0 * double(m * n), d.copies);
+}
+
+#ifdef FFTMAT_BENCH_CBLAS
+void dense_blas(benchmark::State& st, Index m, Index n, Index T) {
+  DenseSet d(m, n, T);
+  const int M = int(m), N = int(n), TT = int(T);
+  std::size_t k = 0;
+  for (auto _ : st) {
+    if (T == 1) {
+      cblas_sgemv(CblasRowMajor, CblasNoTrans, M, N, 1.0f, d.W[k].data(), N, d.X[k].data(), 1, 0.0f,
+                  d.Y[k].data(), 1);
+    } else {
+      // Y (m x T, col-major) = W X with W row-major m x n, i.e. the col-major n x m matrix W^T.
+      cblas_sgemm(CblasColMajor, CblasTrans, CblasNoTrans, M, TT, N, 1.0f, d.W[k].data(), N, d.X[k].data(), N,
+                  0.0f, d.Y[k].data(), M);
+    }
+    benchmark::DoNotOptimize(d.Y[k].data());
+    benchmark::ClobberMemory();
+    k = k + 1 == d.copies ? 0 : k + 1;
+  }
+  set_common_counters(st, m, n, 0, T, double(m * n), 4.0 * double(m * n), d.copies);
+}
+#endif
+
+// ---- stages of one block-circulant apply -----------------------------------------------------------
+
+enum class Stage { rfft, product, irfft };
+
+void bc_stage(benchmark::State& st, Stage stage, Index m, Index n, Index b, Index T) {
+  const fftmat::BlockCirculant<float> A = random_block_circulant(m, n, b, 1);
+  const double footprint = spectra_bytes(m, n, b) + 4.0 * double((m + n) * T) +
+                           8.0 * double((m / b + n / b) * (b / 2 + 1) * T);
+  const std::size_t copies = copies_for(footprint);
+  std::vector<fftmat::BlockCirculant<float>> As(copies, A);
+  std::vector<Matrix> Xs, Ys;
+  std::vector<Access::Buffers> bufs(copies);
+  for (std::size_t k = 0; k < copies; ++k) {
+    Xs.push_back(random_matrix(n, T, unsigned(100 + k)));
+    Ys.emplace_back(m, T);
+    Access::prepare(As[k], T, bufs[k]);
+    Access::forward(As[k], Xs[k].data(), T, bufs[k]);
+    Access::product(As[k], T, bufs[k]);
+    Access::save_output(As[k], T, bufs[k]);
+    Access::inverse(As[k], Ys[k].data(), T, bufs[k]);
+    Access::restore_output(As[k], T, bufs[k]);
+  }
+  std::size_t k = 0;
+  for (auto _ : st) {
+    switch (stage) {
+      case Stage::rfft: Access::forward(As[k], Xs[k].data(), T, bufs[k]); break;
+      case Stage::product: Access::product(As[k], T, bufs[k]); break;
+      case Stage::irfft:
+        Access::inverse(As[k], Ys[k].data(), T, bufs[k]);
+        st.PauseTiming();  // c2r destroyed the spectrum: put the real one back, untimed
+        Access::restore_output(As[k], T, bufs[k]);
+        st.ResumeTiming();
+        break;
+    }
+    benchmark::ClobberMemory();
+    k = k + 1 == copies ? 0 : k + 1;
+  }
+  set_common_counters(st, m, n, b, T, double(A.parameter_count()), spectra_bytes(m, n, b), copies);
+  const double log2b = std::max(1.0, std::log2(double(b)));
+  const double fft_flops = 2.5 * double(b) * log2b;
+  double stage_flops = 0;
+  switch (stage) {
+    case Stage::rfft: stage_flops = fft_flops * double(n / b * T); break;
+    case Stage::product: stage_flops = 8.0 * double(b / 2 + 1) * double(m / b) * double(n / b) * double(T); break;
+    case Stage::irfft: stage_flops = fft_flops * double(m / b * T); break;
+  }
+  st.counters["stage_flops"] = stage_flops;
+  st.counters["stage_GFLOPS"] = benchmark::Counter(stage_flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+// ---- projection and calibration --------------------------------------------------------------------
+
+void project_frobenius(benchmark::State& st, Index m, Index n, Index b) {
+  const RowMatrix W = random_matrix(m, n, 3);  // row-major, as loaded from safetensors
+  for (auto _ : st) {
+    auto A = fftmat::project_frobenius(W, b);
+    benchmark::DoNotOptimize(A.spectra());
+  }
+  set_common_counters(st, m, n, b, 0, double(m * n / b), 4.0 * double(m * n), 1);
+  st.counters.erase("GFLOPS");
+}
+
+void calib_accumulate(benchmark::State& st, Index m, Index n, Index b, Index T) {
+  const Matrix X = random_matrix(n, T, 4), Y = random_matrix(m, T, 5);
+  fftmat::Calibrator<float> cal(m, n, b);
+  for (auto _ : st) cal.accumulate(X, Y);
+  set_common_counters(st, m, n, b, T, double(m * n / b), 0, 1);
+  st.counters.erase("GFLOPS");
+  st.counters["samples_per_second"] = benchmark::Counter(double(T), benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void calib_fit(benchmark::State& st, Index m, Index n, Index b) {
+  const Index T = 2 * n / b + 16;  // enough samples for well-posed per-bin solves
+  fftmat::Calibrator<float> cal(m, n, b);
+  cal.accumulate(random_matrix(n, T, 4), random_matrix(m, T, 5));
+  for (auto _ : st) {
+    auto A = cal.fit(1e-2);
+    benchmark::DoNotOptimize(A.spectra());
+  }
+  set_common_counters(st, m, n, b, T, double(m * n / b), 0, 1);
+  st.counters.erase("GFLOPS");
+}
+
+// ---- machine ---------------------------------------------------------------------------------------
+
+void stream_read(benchmark::State& st) {
+  const std::size_t count = std::size_t(256) << 20 >> 2;  // 256 MiB of floats
+  std::vector<float> a(count, 1.0f);
+  for (auto _ : st) {
+    float total = 0;
+#pragma omp parallel for reduction(+ : total) schedule(static)
+    for (std::ptrdiff_t i = 0; i < std::ptrdiff_t(count); ++i) total += a[std::size_t(i)];
+    benchmark::DoNotOptimize(total);
+  }
+  st.SetBytesProcessed(static_cast<int64_t>(st.iterations() * count * 4));
+  st.counters["threads"] = double(threads());
+}
+
+// ---- registration ----------------------------------------------------------------------------------
+
+std::string shape_name(Index m, Index n) { return std::to_string(m) + "x" + std::to_string(n); }
+
+template <class F>
+void reg(const std::string& name, F&& f, double min_time = 0.2) {
+  benchmark::RegisterBenchmark(name.c_str(), std::forward<F>(f))
+      ->UseRealTime()
+      ->Unit(benchmark::kMillisecond)
+      ->MinTime(min_time);
+}
+
+void register_all() {
+  const std::vector<Index> blocks = {16, 32, 64, 128, 256, 512};
+  const std::vector<Index> tokens = {1, 16, 256};
+  struct Shape { Index m, n; const char* group; };
+  std::vector<Shape> shapes = {{11008, 4096, "apply"}, {4096, 11008, "apply"}, {4096, 4096, "apply"}};
+  for (Index n = 256; n <= 16384; n *= 2) shapes.push_back({n, n, "scale"});
+
+  reg("machine/stream_read", stream_read);
+  for (const Shape& s : shapes) {
+    const std::string g = s.group, shape = shape_name(s.m, s.n);
+    for (Index T : tokens) {
+      const std::string t = "/T" + std::to_string(T);
+      for (Index b : blocks) {
+        if (s.m % b != 0 || s.n % b != 0) continue;
+        reg(g + "/bc/" + shape + "/b" + std::to_string(b) + t,
+            [=](benchmark::State& st) { bc_apply(st, s.m, s.n, b, T); });
+        reg(g + "/bcref/" + shape + "/b" + std::to_string(b) + t,
+            [=](benchmark::State& st) { bc_apply(st, s.m, s.n, b, T, true); });
+      }
+      reg(g + "/eigen/" + shape + t, [=](benchmark::State& st) { dense_eigen(st, s.m, s.n, T); });
+#ifdef FFTMAT_BENCH_CBLAS
+      reg(g + "/blas/" + shape + t, [=](benchmark::State& st) { dense_blas(st, s.m, s.n, T); });
+#endif
+    }
+  }
+  // Stages: the Llama shapes, every b and T.
+  for (std::size_t i = 0; i < 3; ++i) {
+    const Shape s = shapes[i];
+    for (Index T : tokens)
+      for (Index b : blocks) {
+        if (s.m % b != 0 || s.n % b != 0) continue;
+        const std::string suffix = "/" + shape_name(s.m, s.n) + "/b" + std::to_string(b) + "/T" + std::to_string(T);
+        reg("stage/rfft" + suffix, [=](benchmark::State& st) { bc_stage(st, Stage::rfft, s.m, s.n, b, T); });
+        reg("stage/product" + suffix, [=](benchmark::State& st) { bc_stage(st, Stage::product, s.m, s.n, b, T); });
+        reg("stage/irfft" + suffix, [=](benchmark::State& st) { bc_stage(st, Stage::irfft, s.m, s.n, b, T); });
+      }
+  }
+  for (Index b : blocks) {
+    if (11008 % b != 0) continue;
+    reg("project/frobenius/11008x4096/b" + std::to_string(b), [=](benchmark::State& st) { project_frobenius(st, 11008, 4096, b); });
+    reg("calib/accumulate/11008x4096/b" + std::to_string(b) + "/T256",
+        [=](benchmark::State& st) { calib_accumulate(st, 11008, 4096, b, 256); });
+    reg("calib/fit/11008x4096/b" + std::to_string(b), [=](benchmark::State& st) { calib_fit(st, 11008, 4096, b); });
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+#ifdef FFTMAT_BENCH_CBLAS
+  openblas_set_num_threads(threads());  // the same thread count as OpenMP (OMP_NUM_THREADS)
+#endif
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  register_all();
+  benchmark::AddCustomContext("threads", std::to_string(threads()));
+  benchmark::AddCustomContext("rotate_mb", std::to_string(env_double("FFTMAT_BENCH_ROTATE_MB", 64.0)));
+#ifdef FFTMAT_BENCH_CBLAS
+  benchmark::AddCustomContext("openblas", OPENBLAS_VERSION);
+#endif
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
