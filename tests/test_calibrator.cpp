@@ -47,15 +47,17 @@ double output_error(const BlockCirculant<double>& A, const Eigen::MatrixXd& W, c
 }  // namespace
 
 TEST_CASE("calibrated fit equals brute-force least squares over all parameters") {
-  for (const auto& [m, n, b, padding] :
+  for (const auto& problem :
        std::vector<std::tuple<Index, Index, Index, Padding>>{{6, 9, 3, Padding::none},
                                                              {8, 8, 4, Padding::none},
                                                              {10, 5, 5, Padding::none},
                                                              {8, 10, 4, Padding::zero},
                                                              {12, 6, 2, Padding::none}}) {
-    CAPTURE(m);
-    CAPTURE(n);
-    CAPTURE(b);
+    const auto [m, n, b, padding] = problem;
+    // CAPTURE takes the tuple elements: C++17 lambdas (inside CAPTURE) cannot capture structured bindings.
+    CAPTURE(std::get<0>(problem));
+    CAPTURE(std::get<1>(problem));
+    CAPTURE(std::get<2>(problem));
     const Eigen::MatrixXd X = correlated_inputs(n, 60, 1);
     const Eigen::MatrixXd Y = test::gaussian(m, n, 2) * X + 0.1 * test::gaussian(m, 60, 3);
     Calibrator<double> calibrator(m, n, b, padding);

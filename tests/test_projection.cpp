@@ -33,7 +33,8 @@ double inner(const Eigen::MatrixXd& A, const Eigen::MatrixXd& B) { return (A.arr
 }  // namespace
 
 TEST_CASE("Frobenius projection averages wrapped diagonals (row- and column-major, float and double)") {
-  for (const auto& [m, n, b] : std::vector<std::array<Index, 3>>{{8, 8, 1}, {12, 8, 4}, {9, 15, 3}, {16, 16, 16}, {30, 20, 5}}) {
+  for (const auto& shape : std::vector<std::array<Index, 3>>{{8, 8, 1}, {12, 8, 4}, {9, 15, 3}, {16, 16, 16}, {30, 20, 5}}) {
+    const Index m = shape[0], n = shape[1], b = shape[2];
     CAPTURE(m);
     CAPTURE(n);
     CAPTURE(b);

@@ -1,0 +1,317 @@
+#include "evaluation.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <numeric>
+#include <sstream>
+
+#include "error.hpp"
+#include "output_file.hpp"
+
+namespace llama {
+namespace {
+
+constexpr char kCacheMagic[8] = {'F', 'F', 'T', 'M', 'T', 'C', 'H', '1'};
+constexpr std::uint64_t kMaxCacheHeader = 1 << 20;
+
+/// FNV-1a over the token ids: a stable fingerprint of the prompt set for the cache key.
+std::string fingerprint(const std::vector<std::vector<int>>& prompts) {
+  std::uint64_t hash = 1469598103934665603ull;
+  const auto mix = [&](std::uint32_t value) {
+    for (int byte = 0; byte < 4; ++byte) {
+      hash ^= (value >> (8 * byte)) & 0xffu;
+      hash *= 1099511628211ull;
+    }
+  };
+  for (const auto& ids : prompts) {
+    mix(0xffffffffu);
+    for (const int id : ids) mix(static_cast<std::uint32_t>(id));
+  }
+  std::ostringstream hex;
+  hex << std::hex << hash;
+  return hex.str();
+}
+
+/// What the teacher's outputs depend on: the weights (files, sizes, times), the prompts, the length.
+nlohmann::json teacher_key(const std::filesystem::path& model, const std::vector<std::vector<int>>& prompts,
+                           int max_len) {
+  nlohmann::json files = nlohmann::json::array();
+  std::vector<std::filesystem::path> paths;
+  for (const auto& entry : std::filesystem::directory_iterator(model)) {
+    const std::string name = entry.path().filename().string();
+    if (name == "config.json" || name.find(".safetensors") != std::string::npos) paths.push_back(entry.path());
+  }
+  std::sort(paths.begin(), paths.end());
+  for (const auto& path : paths) {
+    const auto time = std::filesystem::last_write_time(path).time_since_epoch().count();
+    files.push_back({{"name", path.filename().string()},
+                     {"bytes", std::filesystem::file_size(path)},
+                     {"modified", static_cast<std::int64_t>(time)}});
+  }
+  return {{"format", 1},
+          {"model", std::filesystem::weakly_canonical(model).string()},
+          {"files", files},
+          {"prompts", fingerprint(prompts)},
+          {"max_len", max_len}};
+}
+
+std::vector<double> log_softmax(const float* logits, int vocab) {
+  const double top = *std::max_element(logits, logits + vocab);
+  double sum = 0;
+  for (int v = 0; v < vocab; ++v) sum += std::exp(double(logits[v]) - top);
+  const double log_sum = top + std::log(sum);
+  std::vector<double> result(static_cast<std::size_t>(vocab));
+  for (int v = 0; v < vocab; ++v) result[v] = double(logits[v]) - log_sum;
+  return result;
+}
+
+double kl_divergence(const std::vector<double>& log_p, const std::vector<double>& log_q) {
+  double kl = 0;
+  for (std::size_t v = 0; v < log_p.size(); ++v) kl += std::exp(log_p[v]) * (log_p[v] - log_q[v]);
+  return std::max(0.0, kl);
+}
+
+std::vector<int> top_k(const float* logits, int vocab, int k) {
+  std::vector<int> order(static_cast<std::size_t>(vocab));
+  std::iota(order.begin(), order.end(), 0);
+  std::partial_sort(order.begin(), order.begin() + k, order.end(),
+                    [&](int a, int b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); });
+  order.resize(static_cast<std::size_t>(k));
+  return order;
+}
+
+std::vector<std::vector<int>> encode_prompts(const Tokenizer& tokenizer, const std::vector<std::string>& lines,
+                                             int max_len) {
+  std::vector<std::vector<int>> prompts;
+  for (const std::string& line : lines) {
+    std::vector<int> ids = tokenizer.encode(line);
+    if (static_cast<int>(ids.size()) > max_len) ids.resize(static_cast<std::size_t>(max_len));
+    prompts.push_back(std::move(ids));
+  }
+  return prompts;
+}
+
+}  // namespace
+
+PromptMetrics compare_logits(const float* teacher, const float* student, int T, int vocab) {
+  PromptMetrics m;
+  m.tokens = T;
+  const std::size_t V = static_cast<std::size_t>(vocab);
+  for (int t = 0; t < T; ++t) {
+    const float* tl = teacher + t * V;
+    const float* sl = student + t * V;
+    const double kl = kl_divergence(log_softmax(tl, vocab), log_softmax(sl, vocab));
+    const bool same_top1 = top_k(tl, vocab, 1)[0] == top_k(sl, vocab, 1)[0];
+    m.kl_all_positions += kl / T;
+    m.top1_all_positions += (same_top1 ? 1.0 : 0.0) / T;
+    if (t == T - 1) {
+      m.kl = kl;
+      m.top1 = same_top1 ? 1.0 : 0.0;
+      double dot = 0, tt = 0, ss = 0;
+      for (std::size_t v = 0; v < V; ++v) {
+        dot += double(tl[v]) * sl[v];
+        tt += double(tl[v]) * tl[v];
+        ss += double(sl[v]) * sl[v];
+      }
+      m.cosine = dot / std::sqrt(std::max(tt * ss, 1e-300));
+      const int k = std::min(5, vocab);
+      const std::vector<int> top_t = top_k(tl, vocab, k), top_s = top_k(sl, vocab, k);
+      int shared = 0;
+      for (const int id : top_t) shared += std::count(top_s.begin(), top_s.end(), id) > 0 ? 1 : 0;
+      m.top5_overlap = double(shared) / k;
+    }
+  }
+  return m;
+}
+
+MeanWithError mean_with_error(const std::vector<double>& values) {
+  MeanWithError result;
+  if (values.empty()) return result;
+  const double n = double(values.size());
+  result.mean = std::accumulate(values.begin(), values.end(), 0.0) / n;
+  if (values.size() > 1) {
+    double squares = 0;
+    for (const double v : values) squares += (v - result.mean) * (v - result.mean);
+    result.standard_error = std::sqrt(squares / (n - 1) / n);
+  }
+  return result;
+}
+
+std::vector<std::string> read_prompt_file(const std::filesystem::path& path) {
+  const std::string text = read_text_file(path, 100u << 20);
+  std::vector<std::string> lines;
+  std::istringstream stream(text);
+  std::string line;
+  while (std::getline(stream, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.find_first_not_of(" \t") != std::string::npos) lines.push_back(line);
+    check(lines.size() <= 100000, path.string(), " has more than 100000 prompts");
+  }
+  check(!lines.empty(), "prompt file ", path.string(), " has no prompts (it is empty or only blank lines)");
+  return lines;
+}
+
+Evaluator::Evaluator(const EvalSettings& settings, Progress progress)
+    : settings_(settings),
+      progress_(std::move(progress)),
+      checkpoint_(std::make_shared<const Checkpoint>(settings.model)),
+      teacher_(checkpoint_) {
+  check(settings.max_len >= 2 && settings.max_len <= config().max_position_embeddings, "--max-len ",
+        settings.max_len, " must be between 2 and the model's max_position_embeddings ",
+        config().max_position_embeddings);
+  const Tokenizer tokenizer(settings.model / "tokenizer.model");
+  check(tokenizer.vocab_size() <= config().vocab_size, "tokenizer has ", tokenizer.vocab_size(),
+        " pieces but the model's vocab_size is ", config().vocab_size);
+  prompts_ = encode_prompts(tokenizer, read_prompt_file(settings.prompts), settings.max_len);
+  calibration_ = encode_prompts(tokenizer, read_prompt_file(settings.calibration), settings.max_len);
+
+  // Perplexity windows: BOS followed by max_len - 1 consecutive tokens of the held-out text.
+  const std::string heldout = read_text_file(settings.heldout, 100u << 20);
+  std::vector<int> ids = tokenizer.encode(heldout);
+  const std::size_t body = static_cast<std::size_t>(settings.max_len - 1);
+  for (std::size_t start = 1; start + body <= ids.size() && int(heldout_windows_.size()) < settings.perplexity_windows;
+       start += body) {
+    std::vector<int> window{tokenizer.bos_id()};
+    window.insert(window.end(), ids.begin() + static_cast<std::ptrdiff_t>(start),
+                  ids.begin() + static_cast<std::ptrdiff_t>(start + body));
+    heldout_windows_.push_back(std::move(window));
+  }
+  check(!heldout_windows_.empty(), "held-out text ", settings.heldout.string(), " is shorter than one window of ",
+        settings.max_len, " tokens");
+
+  load_or_compute_teacher_logits();
+  progress_("teacher perplexity on " + std::to_string(heldout_windows_.size()) + " held-out windows");
+  teacher_perplexity_ = perplexity(teacher_);
+
+  // The same model without any MLP: what is left of the time is everything but the MLPs.
+  Model without_mlp(checkpoint_);
+  PatchSettings all_zero;
+  all_zero.projection = Projection::zero;
+  for (int l = 0; l < config().num_hidden_layers; ++l) all_zero.layers.push_back(l);
+  patch_model(without_mlp, teacher_, all_zero, {}, [](const std::string&) {});
+  progress_("timing the model without MLPs");
+  without_mlp_speed_ = measure_speed(without_mlp, settings_.speed);
+}
+
+void Evaluator::load_or_compute_teacher_logits() {
+  const nlohmann::json key = teacher_key(settings_.model, prompts_, settings_.max_len);
+  const std::filesystem::path cache = settings_.cache_dir / ("teacher-" + fingerprint(prompts_) + ".bin");
+  const std::size_t vocab = static_cast<std::size_t>(config().vocab_size);
+
+  // Reuse only a file whose key matches exactly and whose size is consistent with it.
+  if (std::ifstream in{cache, std::ios::binary}) {
+    char magic[8];
+    std::uint64_t header_bytes = 0;
+    if (in.read(magic, 8) && std::memcmp(magic, kCacheMagic, 8) == 0 &&
+        in.read(reinterpret_cast<char*>(&header_bytes), 8) && header_bytes <= kMaxCacheHeader) {
+      std::string header(header_bytes, '\0');
+      const nlohmann::json stored = in.read(header.data(), std::streamsize(header_bytes))
+                                        ? nlohmann::json::parse(header, nullptr, false)
+                                        : nlohmann::json();
+      if (!stored.is_discarded() && stored == key) {
+        std::vector<std::vector<float>> logits;
+        bool complete = true;
+        for (const auto& ids : prompts_) {
+          std::vector<float> values(ids.size() * vocab);
+          complete = complete && bool(in.read(reinterpret_cast<char*>(values.data()),
+                                              std::streamsize(values.size() * sizeof(float))));
+          logits.push_back(std::move(values));
+        }
+        if (complete && in.peek() == std::char_traits<char>::eof()) {
+          teacher_logits_ = std::move(logits);
+          progress_("teacher logits loaded from " + cache.string());
+          return;
+        }
+      }
+    }
+    progress_("teacher cache " + cache.string() + " does not match these settings: recomputing");
+  }
+
+  teacher_logits_.clear();
+  for (std::size_t k = 0; k < prompts_.size(); ++k) {
+    progress_("teacher logits, prompt " + std::to_string(k + 1) + "/" + std::to_string(prompts_.size()));
+    KvCache kv = teacher_.make_cache(static_cast<int>(prompts_[k].size()));
+    teacher_logits_.push_back(teacher_.forward(prompts_[k], kv, Logits::all));
+  }
+  std::string bytes(kCacheMagic, 8);
+  const std::string header = key.dump();
+  const std::uint64_t header_bytes = header.size();
+  bytes.append(reinterpret_cast<const char*>(&header_bytes), 8);
+  bytes += header;
+  for (const auto& values : teacher_logits_) {
+    bytes.append(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(float));
+  }
+  std::filesystem::create_directories(settings_.cache_dir);
+  write_file_atomically(cache, bytes);
+}
+
+double Evaluator::perplexity(Model& model) const {
+  double nll = 0;
+  std::size_t count = 0;
+  const int vocab = config().vocab_size;
+  for (const auto& window : heldout_windows_) {
+    KvCache kv = model.make_cache(static_cast<int>(window.size()));
+    const std::vector<float> logits = model.forward(window, kv, Logits::all);
+    for (std::size_t t = 0; t + 1 < window.size(); ++t) {
+      nll -= log_softmax(logits.data() + t * std::size_t(vocab), vocab)[std::size_t(window[t + 1])];
+      ++count;
+    }
+  }
+  return std::exp(nll / double(count));
+}
+
+RowResult Evaluator::evaluate(const std::string& name, const PatchSettings& patch) {
+  RowResult row;
+  row.name = name;
+  row.settings = patch;
+  Model student(checkpoint_);
+  const auto start = std::chrono::steady_clock::now();
+  patch_model(student, teacher_, patch, calibration_, progress_);
+  row.patch_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+
+  const int vocab = config().vocab_size;
+  std::vector<double> cosine, kl, top1, top5, kl_all, top1_all;
+  for (std::size_t k = 0; k < prompts_.size(); ++k) {
+    progress_("evaluating prompt " + std::to_string(k + 1) + "/" + std::to_string(prompts_.size()));
+    KvCache kv = student.make_cache(static_cast<int>(prompts_[k].size()));
+    const std::vector<float> logits = student.forward(prompts_[k], kv, Logits::all);
+    const PromptMetrics m =
+        compare_logits(teacher_logits_[k].data(), logits.data(), static_cast<int>(prompts_[k].size()), vocab);
+    row.per_prompt.push_back(m);
+    cosine.push_back(m.cosine);
+    kl.push_back(m.kl);
+    top1.push_back(m.top1);
+    top5.push_back(m.top5_overlap);
+    kl_all.push_back(m.kl_all_positions);
+    top1_all.push_back(m.top1_all_positions);
+  }
+  row.cosine = mean_with_error(cosine);
+  row.kl = mean_with_error(kl);
+  row.top1 = mean_with_error(top1);
+  row.top5_overlap = mean_with_error(top5);
+  row.kl_all_positions = mean_with_error(kl_all);
+  row.top1_all_positions = mean_with_error(top1_all);
+
+  progress_("perplexity on held-out text");
+  row.perplexity_teacher = teacher_perplexity_;
+  row.perplexity_student = perplexity(student);
+  progress_("timing prefill and decode");
+  row.speed = measure_speed(student, settings_.speed);
+  // Time per token t = 1 / rate; the MLPs' share is 1 - t_without_mlp / t.
+  row.mlp_share_prefill = std::max(0.0, 1.0 - row.speed.prefill.mean / without_mlp_speed_.prefill.mean);
+  row.mlp_share_decode = std::max(0.0, 1.0 - row.speed.decode.mean / without_mlp_speed_.decode.mean);
+  for (const Layer& layer : student.layers) {
+    row.mlp_parameter_bytes +=
+        layer.mlp.gate->parameter_bytes() + layer.mlp.up->parameter_bytes() + layer.mlp.down->parameter_bytes();
+  }
+  return row;
+}
+
+}  // namespace llama

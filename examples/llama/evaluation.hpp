@@ -1,0 +1,92 @@
+#pragma once
+// Evaluation of a patched model (the student) against the original (the teacher), as the study in
+// shared/seeds did it and beyond: per prompt, on the last position's logits, cosine similarity,
+// KL(teacher || student) in nats, top-1 agreement and top-5 overlap |intersection| / 5; plus KL and
+// top-1 agreement over every prompt position, perplexity of both models on held-out text, prefill
+// and decode tokens/s measured separately, and the MLPs' share of the time.
+
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bench.hpp"
+#include "model.hpp"
+#include "patching.hpp"
+#include "tokenizer.hpp"
+
+namespace llama {
+
+struct EvalSettings {
+  std::filesystem::path model;              // checkpoint directory
+  std::filesystem::path prompts;            // evaluation prompts, one per line
+  std::filesystem::path calibration;        // calibration prompts, one per line
+  std::filesystem::path heldout;            // text for perplexity
+  std::filesystem::path cache_dir;          // teacher outputs are cached here
+  int max_len = 256;                        // prompts and perplexity windows are cut to this many tokens
+  int perplexity_windows = 4;               // windows of max_len tokens taken from the held-out text
+  BenchSettings speed{128, 32, 3, false};   // pp / tg tokens, repetitions; no bandwidth measurement
+};
+
+/// The study's metrics for one prompt, and ours over all positions.
+struct PromptMetrics {
+  int tokens = 0;
+  double cosine = 0, kl = 0, top1 = 0, top5_overlap = 0;  // last position
+  double kl_all_positions = 0, top1_all_positions = 0;    // means over positions
+};
+
+struct MeanWithError {
+  double mean = 0, standard_error = 0;  // standard error of the mean over prompts
+};
+
+struct RowResult {
+  std::string name;
+  PatchSettings settings;
+  MeanWithError cosine, kl, top1, top5_overlap, kl_all_positions, top1_all_positions;
+  double perplexity_teacher = 0, perplexity_student = 0;
+  SpeedMeasurement speed;
+  double mlp_share_prefill = 0, mlp_share_decode = 0;  // fraction of time spent in the MLPs
+  std::size_t mlp_parameter_bytes = 0;                  // bytes the MLPs read per token
+  double patch_seconds = 0;                             // projection / calibration time
+  std::vector<PromptMetrics> per_prompt;
+};
+
+/// Metrics of one prompt from the teacher's and student's logits (T x vocab, row-major).
+PromptMetrics compare_logits(const float* teacher, const float* student, int T, int vocab);
+
+/// Mean and standard error of `values`.
+MeanWithError mean_with_error(const std::vector<double>& values);
+
+/// Loads the model, tokenizes the prompt files and computes (or loads from the cache) the teacher's
+/// logits once; then evaluates any number of patch settings against them.
+class Evaluator {
+ public:
+  using Progress = std::function<void(const std::string&)>;
+  Evaluator(const EvalSettings& settings, Progress progress);
+
+  /// Patches a fresh student with `settings` and measures it.
+  RowResult evaluate(const std::string& name, const PatchSettings& settings);
+
+  const LlamaConfig& config() const { return teacher_.config(); }
+  const EvalSettings& settings() const { return settings_; }
+  int prompt_count() const { return static_cast<int>(prompts_.size()); }
+
+ private:
+  void load_or_compute_teacher_logits();
+  double perplexity(Model& model) const;
+
+  EvalSettings settings_;
+  Progress progress_;
+  std::shared_ptr<const Checkpoint> checkpoint_;
+  Model teacher_;
+  std::vector<std::vector<int>> prompts_, calibration_, heldout_windows_;
+  std::vector<std::vector<float>> teacher_logits_;  // per prompt, T x vocab
+  double teacher_perplexity_ = 0;
+  SpeedMeasurement without_mlp_speed_;              // all MLPs removed: the non-MLP time
+};
+
+/// Non-empty lines of a prompt file (at most 100,000 lines of 100 kB); errors name the file.
+std::vector<std::string> read_prompt_file(const std::filesystem::path& path);
+
+}  // namespace llama

@@ -1,0 +1,68 @@
+#pragma once
+// Every linear layer of the model goes through `Linear`, so any projection can be dense (weights in
+// the memory-mapped checkpoint) or block-circulant (fftmat::BlockCirculant) without the forward
+// pass knowing which.
+//
+// Activations are row-major T x n: token t's vector is contiguous. That is the same memory as the
+// n x T column-major matrix of fftmat's convention (DESIGN.md section 1).
+
+#include <Eigen/Core>
+#include <fftmat/block_circulant.hpp>
+
+#include <cstddef>
+
+#include "checkpoint.hpp"
+
+namespace llama {
+
+class Linear {
+ public:
+  virtual ~Linear() = default;
+  /// y = W x for T tokens: x is T x in() row-major, y is T x out() row-major.
+  virtual void forward(const float* x, float* y, int T) const = 0;
+  virtual int in() const = 0;
+  virtual int out() const = 0;
+  /// Bytes of parameters one forward pass reads (weights in their storage type, or spectra).
+  virtual std::size_t parameter_bytes() const = 0;
+  /// The block-circulant matrix behind this layer, or null for a dense one. The MLP uses it to
+  /// transform its input once for both gate and up.
+  virtual const fftmat::BlockCirculant<float>* block_circulant() const { return nullptr; }
+};
+
+/// W (out x in, row-major, as stored in safetensors) used in place in its checkpoint dtype.
+class DenseLinear final : public Linear {
+ public:
+  /// `weight` must be a 2-d F32, F16 or BF16 tensor; it must outlive this object.
+  explicit DenseLinear(TensorView weight);
+  void forward(const float* x, float* y, int T) const override;
+  int in() const override { return in_; }
+  int out() const override { return out_; }
+  std::size_t parameter_bytes() const override { return weight_.bytes; }
+
+  /// The weights widened to a float out x in matrix: the input of fftmat's projections.
+  Eigen::MatrixXf to_float() const;
+
+ private:
+  TensorView weight_;
+  int out_, in_;
+};
+
+/// A block-circulant approximation of a projection (built by fftmat's projections or Calibrator).
+class BlockCirculantLinear final : public Linear {
+ public:
+  explicit BlockCirculantLinear(fftmat::BlockCirculant<float> matrix);
+  void forward(const float* x, float* y, int T) const override;
+  int in() const override { return static_cast<int>(matrix_.cols()); }
+  int out() const override { return static_cast<int>(matrix_.rows()); }
+  /// The cached spectra the product reads: (b/2 + 1) * p * q complex floats.
+  std::size_t parameter_bytes() const override {
+    return static_cast<std::size_t>(matrix_.bins() * matrix_.block_rows() * matrix_.block_cols()) *
+           sizeof(std::complex<float>);
+  }
+  const fftmat::BlockCirculant<float>* block_circulant() const override { return &matrix_; }
+
+ private:
+  fftmat::BlockCirculant<float> matrix_;
+};
+
+}  // namespace llama

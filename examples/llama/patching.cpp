@@ -1,0 +1,284 @@
+#include "patching.hpp"
+
+#include <fftmat/calibrator.hpp>
+#include <fftmat/projection.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <memory>
+#include <sstream>
+
+#include "error.hpp"
+
+namespace llama {
+namespace {
+
+using Matrix = Eigen::MatrixXf;
+using ConstMap = Eigen::Map<const Matrix>;  // a row-major T x width buffer seen as width x T
+
+/// A projection whose output is zero: the "MLP removed" reference.
+class ZeroLinear final : public Linear {
+ public:
+  ZeroLinear(int in, int out) : in_(in), out_(out) {}
+  void forward(const float*, float* y, int T) const override {
+    std::fill(y, y + static_cast<std::size_t>(T) * out_, 0.0f);
+  }
+  int in() const override { return in_; }
+  int out() const override { return out_; }
+  std::size_t parameter_bytes() const override { return 0; }
+
+ private:
+  int in_, out_;
+};
+
+const DenseLinear& dense(const std::unique_ptr<Linear>& projection, int layer, const char* name) {
+  const auto* weight = dynamic_cast<const DenseLinear*>(projection.get());
+  check(weight != nullptr, "layer ", layer, " ", name, " is already patched");
+  return *weight;
+}
+
+std::unique_ptr<Linear> block_circulant(fftmat::BlockCirculant<float> matrix) {
+  return std::make_unique<BlockCirculantLinear>(std::move(matrix));
+}
+
+/// Runs every prompt through `model` with `observer` watching its MLPs.
+void run_prompts(Model& model, const std::vector<std::vector<int>>& prompts, MlpObserver* observer) {
+  struct Restore {
+    Model& model;
+    MlpObserver* previous;
+    ~Restore() { model.mlp_observer = previous; }
+  } restore{model, model.mlp_observer};
+  model.mlp_observer = observer;
+  for (const std::vector<int>& ids : prompts) {
+    KvCache cache = model.make_cache(static_cast<int>(ids.size()));
+    model.forward(ids, cache, Logits::last);
+  }
+}
+
+/// The three calibrators of one MLP, for the shapes of `config` and block size b.
+struct MlpCalibrators {
+  MlpCalibrators(const LlamaConfig& c, int b)
+      : gate(c.intermediate_size, c.hidden_size, b),
+        up(c.intermediate_size, c.hidden_size, b),
+        down(c.hidden_size, c.intermediate_size, b) {}
+  fftmat::Calibrator<float> gate, up, down;
+};
+
+/// One-shot calibration: every chosen layer's projections see the teacher's own activations.
+class TeacherStatistics final : public MlpObserver {
+ public:
+  TeacherStatistics(const LlamaConfig& config, const PatchSettings& settings) : config_(config) {
+    for (const int layer : settings.layers) calibrators_.emplace(layer, MlpCalibrators(config, settings.block_size));
+  }
+  void observe(const MlpActivations& a) override {
+    const auto it = calibrators_.find(a.layer);
+    if (it == calibrators_.end()) return;
+    const int hidden = config_.hidden_size, inter = config_.intermediate_size;
+    const ConstMap input(a.input, hidden, a.tokens), hidden_act(a.hidden, inter, a.tokens);
+    it->second.gate.accumulate(input, ConstMap(a.gate, inter, a.tokens));
+    it->second.up.accumulate(input, ConstMap(a.up, inter, a.tokens));
+    it->second.down.accumulate(hidden_act, ConstMap(a.output, hidden, a.tokens));
+  }
+  MlpCalibrators& at(int layer) { return calibrators_.at(layer); }
+
+ private:
+  const LlamaConfig& config_;
+  std::map<int, MlpCalibrators> calibrators_;
+};
+
+/// Copies one layer's MLP activations of every prompt (width x T per prompt).
+class LayerCapture final : public MlpObserver {
+ public:
+  enum class What { input, teacher_targets };
+  LayerCapture(const LlamaConfig& config, int layer, What what)
+      : hidden_(config.hidden_size), intermediate_(config.intermediate_size), layer_(layer), what_(what) {}
+  void observe(const MlpActivations& a) override {
+    if (a.layer != layer_) return;
+    const Eigen::Index hidden = hidden_, inter = intermediate_;
+    if (what_ == What::input) {
+      input.emplace_back(ConstMap(a.input, hidden, a.tokens));
+    } else {
+      gate.emplace_back(ConstMap(a.gate, inter, a.tokens));
+      up.emplace_back(ConstMap(a.up, inter, a.tokens));
+      output.emplace_back(ConstMap(a.output, hidden, a.tokens));
+    }
+  }
+  std::vector<Matrix> input, gate, up, output;  // per prompt
+
+ private:
+  int hidden_, intermediate_, layer_;
+  What what_;
+};
+
+Matrix silu_product(const Matrix& gate, const Matrix& up) {
+  return (gate.array() / (1.0f + (-gate.array()).exp()) * up.array()).matrix();
+}
+
+void patch_frobenius(Model& student, const PatchSettings& s, const std::function<void(const std::string&)>& progress) {
+  for (const int l : s.layers) {
+    progress("Frobenius projection of layer " + std::to_string(l));
+    Mlp& mlp = student.layers[l].mlp;
+    for (auto* projection : {&mlp.gate, &mlp.up, &mlp.down}) {
+      const char* name = projection == &mlp.gate ? "gate_proj" : projection == &mlp.up ? "up_proj" : "down_proj";
+      *projection = block_circulant(fftmat::project_frobenius(dense(*projection, l, name).to_float(), s.block_size));
+    }
+  }
+}
+
+void patch_calibrated(Model& student, Model& teacher, const PatchSettings& s,
+                      const std::vector<std::vector<int>>& calibration,
+                      const std::function<void(const std::string&)>& progress) {
+  TeacherStatistics statistics(teacher.config(), s);
+  progress("collecting the teacher's MLP statistics on " + std::to_string(calibration.size()) + " prompts");
+  run_prompts(teacher, calibration, &statistics);
+  for (const int l : s.layers) {
+    progress("fitting layer " + std::to_string(l));
+    MlpCalibrators& c = statistics.at(l);
+    Mlp& mlp = student.layers[l].mlp;
+    mlp.gate = block_circulant(c.gate.fit(s.damping));
+    mlp.up = block_circulant(c.up.fit(s.damping));
+    mlp.down = block_circulant(c.down.fit(s.damping));
+  }
+}
+
+void patch_sequential(Model& student, Model& teacher, const PatchSettings& s,
+                      const std::vector<std::vector<int>>& calibration,
+                      const std::function<void(const std::string&)>& progress) {
+  for (const int l : s.layers) {  // in increasing order: layer l sees the patched layers before it
+    progress("sequential calibration of layer " + std::to_string(l) + ": teacher targets");
+    LayerCapture targets(teacher.config(), l, LayerCapture::What::teacher_targets);
+    run_prompts(teacher, calibration, &targets);
+    progress("sequential calibration of layer " + std::to_string(l) + ": student inputs");
+    LayerCapture inputs(teacher.config(), l, LayerCapture::What::input);
+    run_prompts(student, calibration, &inputs);
+
+    MlpCalibrators c(teacher.config(), s.block_size);
+    for (std::size_t k = 0; k < calibration.size(); ++k) {
+      c.gate.accumulate(inputs.input[k], targets.gate[k]);
+      c.up.accumulate(inputs.input[k], targets.up[k]);
+    }
+    fftmat::BlockCirculant<float> gate = c.gate.fit(s.damping), up = c.up.fit(s.damping);
+    // down is fitted on what the student's own gate and up produce, against the teacher's output.
+    for (std::size_t k = 0; k < calibration.size(); ++k) {
+      c.down.accumulate(silu_product(gate.apply(inputs.input[k]), up.apply(inputs.input[k])), targets.output[k]);
+    }
+    Mlp& mlp = student.layers[l].mlp;
+    mlp.gate = block_circulant(std::move(gate));
+    mlp.up = block_circulant(std::move(up));
+    mlp.down = block_circulant(c.down.fit(s.damping));
+  }
+}
+
+}  // namespace
+
+Projection parse_projection(const std::string& name) {
+  for (const Projection p : {Projection::dense, Projection::frobenius, Projection::calibrated, Projection::sequential,
+                             Projection::zero}) {
+    if (name == projection_name(p)) return p;
+  }
+  throw error("unknown projection '" + name + "' (choose dense, frobenius, calibrated, sequential or zero)");
+}
+
+const char* projection_name(Projection projection) {
+  switch (projection) {
+    case Projection::dense: return "dense";
+    case Projection::frobenius: return "frobenius";
+    case Projection::calibrated: return "calibrated";
+    case Projection::sequential: return "sequential";
+    case Projection::zero: return "zero";
+  }
+  return "?";
+}
+
+std::vector<int> parse_layers(const std::string& spec, int num_layers) {
+  std::vector<int> layers;
+  if (spec.empty() || spec == "none") return layers;
+  if (spec == "all") {
+    for (int l = 0; l < num_layers; ++l) layers.push_back(l);
+    return layers;
+  }
+  const auto number = [&](const std::string& text) {
+    check(!text.empty() && text.size() <= 6 && std::all_of(text.begin(), text.end(), ::isdigit),
+          "bad layer list '", spec, "': expected numbers like 0, 0-3 or 0,5,9");
+    const int value = std::stoi(text);
+    check(value < num_layers, "layer ", value, " is out of range: the model has ", num_layers, " layers (0..",
+          num_layers - 1, ")");
+    return value;
+  };
+  std::stringstream items(spec);
+  std::string item;
+  while (std::getline(items, item, ',')) {
+    const std::size_t dash = item.find('-');
+    if (dash == std::string::npos) {
+      layers.push_back(number(item));
+    } else {
+      const int first = number(item.substr(0, dash)), last = number(item.substr(dash + 1));
+      check(first <= last, "bad layer range '", item, "' in '", spec, "'");
+      for (int l = first; l <= last; ++l) layers.push_back(l);
+    }
+  }
+  check(!layers.empty(), "bad layer list '", spec, "'");
+  std::sort(layers.begin(), layers.end());
+  layers.erase(std::unique(layers.begin(), layers.end()), layers.end());
+  return layers;
+}
+
+std::string format_layers(const std::vector<int>& layers) {
+  if (layers.empty()) return "none";
+  std::string text;
+  for (std::size_t k = 0; k < layers.size();) {
+    std::size_t end = k;
+    while (end + 1 < layers.size() && layers[end + 1] == layers[end] + 1) ++end;
+    if (!text.empty()) text += ',';
+    text += std::to_string(layers[k]);
+    if (end > k) text += '-' + std::to_string(layers[end]);
+    k = end + 1;
+  }
+  return text;
+}
+
+void check_patch_settings(const PatchSettings& s, const LlamaConfig& config) {
+  if (s.projection == Projection::dense) {
+    check(s.layers.empty(), "projection 'dense' patches nothing: give no --layers or choose a projection");
+    return;
+  }
+  check(!s.layers.empty(), "projection '", projection_name(s.projection), "' needs --layers");
+  for (const int l : s.layers) {
+    check(l >= 0 && l < config.num_hidden_layers, "layer ", l, " is out of range: the model has ",
+          config.num_hidden_layers, " layers");
+  }
+  if (s.projection == Projection::zero) return;
+  check(s.block_size > 0, "block size must be positive, got ", s.block_size);
+  check(config.hidden_size % s.block_size == 0, "block size ", s.block_size, " does not divide hidden_size ",
+        config.hidden_size);
+  check(config.intermediate_size % s.block_size == 0, "block size ", s.block_size,
+        " does not divide intermediate_size ", config.intermediate_size);
+  check(std::isfinite(s.damping) && s.damping >= 0, "damping must be finite and >= 0, got ", s.damping);
+}
+
+void patch_model(Model& student, Model& teacher, const PatchSettings& settings,
+                 const std::vector<std::vector<int>>& calibration,
+                 const std::function<void(const std::string&)>& progress) {
+  check_patch_settings(settings, student.config());
+  const bool needs_data = settings.projection == Projection::calibrated || settings.projection == Projection::sequential;
+  check(!needs_data || !calibration.empty(), "projection '", projection_name(settings.projection),
+        "' needs calibration prompts");
+  switch (settings.projection) {
+    case Projection::dense: return;
+    case Projection::frobenius: return patch_frobenius(student, settings, progress);
+    case Projection::calibrated: return patch_calibrated(student, teacher, settings, calibration, progress);
+    case Projection::sequential: return patch_sequential(student, teacher, settings, calibration, progress);
+    case Projection::zero:
+      for (const int l : settings.layers) {
+        Mlp& mlp = student.layers[l].mlp;
+        const LlamaConfig& c = student.config();
+        mlp.gate = std::make_unique<ZeroLinear>(c.hidden_size, c.intermediate_size);
+        mlp.up = std::make_unique<ZeroLinear>(c.hidden_size, c.intermediate_size);
+        mlp.down = std::make_unique<ZeroLinear>(c.intermediate_size, c.hidden_size);
+      }
+      return;
+  }
+}
+
+}  // namespace llama

@@ -1,0 +1,53 @@
+#pragma once
+// Replacing the MLP projections (gate, up, down) of chosen layers by block-circulant matrices.
+//
+//   frobenius   nearest block-circulant matrix to each weight (the study's "no calibration")
+//   calibrated  closed-form fit of each projection to the original model's activations on the
+//               calibration prompts (fftmat::Calibrator), all layers from one pass of the teacher
+//   sequential  layer by layer in order: gate and up fitted on the inputs of the already-patched
+//               student against the teacher's gate/up outputs, then down fitted on the student's
+//               own hidden silu(g)*u against the teacher's MLP output -- errors do not accumulate
+//   zero        the MLP removed (its output is zero): the reference that shows what a projection
+//               keeping ~1/b of the weights' energy amounts to
+//
+// See docs/evaluation.md for what each one does to the model.
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "model.hpp"
+
+namespace llama {
+
+enum class Projection { dense, frobenius, calibrated, sequential, zero };
+
+/// "dense" (nothing patched), "frobenius", "calibrated", "sequential" or "zero".
+Projection parse_projection(const std::string& name);
+const char* projection_name(Projection projection);
+
+/// "0", "0-3", "0,5,9", "0-3,8", "all", or "" / "none" for no layer; sorted, unique, each checked
+/// against the model's layer count.
+std::vector<int> parse_layers(const std::string& spec, int num_layers);
+/// The inverse of parse_layers for reports: "0-3", "0,5,9", "none".
+std::string format_layers(const std::vector<int>& layers);
+
+struct PatchSettings {
+  std::vector<int> layers;                  // layers whose MLP is replaced
+  int block_size = 64;                      // b; must divide hidden_size and intermediate_size
+  Projection projection = Projection::dense;
+  double damping = 1e-2;                    // calibrated/sequential: lambda_f = damping * trace(G_f) / q
+};
+
+/// Throws llama::error (before any long work) if the settings do not fit the model: a block size
+/// that does not divide its sizes, layers out of range, layers without a projection.
+void check_patch_settings(const PatchSettings& settings, const LlamaConfig& config);
+
+/// Patches `student` (a model over the same checkpoint as `teacher`, with dense MLPs in the chosen
+/// layers). `calibration` holds tokenized prompts (BOS first) for the calibrated projections.
+/// `progress` receives short status lines.
+void patch_model(Model& student, Model& teacher, const PatchSettings& settings,
+                 const std::vector<std::vector<int>>& calibration,
+                 const std::function<void(const std::string&)>& progress);
+
+}  // namespace llama

@@ -1,0 +1,34 @@
+#pragma once
+// The sweep: a grid of patch configurations, evaluated one after another, and its report --
+// report.md (the study's columns first, then ours), results.csv and results.json, each written
+// atomically. scripts/plot_evaluation.py turns results.json into PNG plots.
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "evaluation.hpp"
+
+namespace llama {
+
+struct GridRow {
+  std::string name;
+  PatchSettings settings;
+};
+
+/// The study's eleven rows (shared/seeds/results_summary.md) followed by our own.
+std::string default_grid_text();
+
+/// Parses a grid: one row per line, "LAYERS BLOCK PROJECTION NAME...", '#' starts a comment;
+/// LAYERS as for --layers ("none" for the original model), BLOCK "-" where it does not apply.
+/// Every row is checked against the model before anything runs.
+std::vector<GridRow> parse_grid(const std::string& text, const std::string& source, const LlamaConfig& config);
+
+/// Writes report.md, results.csv and results.json into `directory` (created if needed).
+void write_report(const std::filesystem::path& directory, const std::vector<RowResult>& rows,
+                  const EvalSettings& settings, const LlamaConfig& config);
+
+/// The markdown table alone (also printed by the eval command).
+std::string markdown_table(const std::vector<RowResult>& rows);
+
+}  // namespace llama
