@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Plots an evaluation sweep's results.json (written by `fftmat-llama sweep`) as PNG figures.
 
-  quality_vs_block.png   last-token KL and top-1 agreement against block size, one line per
+  quality_vs_block.png   last-token KL and all-position top-1 agreement against block size, one line per
                          (layers, projection) group
   quality_vs_layers.png  last-token KL against the number of patched layers, per projection
   throughput.png         prefill and decode tokens/s of every row
@@ -42,7 +42,7 @@ def plot_quality_vs_block(rows, out):
         label = f"{layers} layer{'s' if layers > 1 else ''}, {projection}"
         ax_kl.errorbar(blocks, [r["kl"] for r in members], yerr=[r["stderr"]["kl"] for r in members],
                        marker="o", capsize=3, label=label)
-        ax_top1.plot(blocks, [r["top1"] for r in members], marker="o", label=label)
+        ax_top1.plot(blocks, [r["top1_all_positions"] for r in members], marker="o", label=label)
     for r in rows:  # the zero-MLP references as horizontal lines
         if r["projection"] == "zero":
             ax_kl.axhline(r["kl"], linestyle=":", color="grey")
@@ -54,7 +54,7 @@ def plot_quality_vs_block(rows, out):
         ax.grid(alpha=0.3)
     ax_kl.set_yscale("log")
     ax_kl.set_ylabel("KL(teacher || student), last token [nats]")
-    ax_top1.set_ylabel("top-1 agreement, last token")
+    ax_top1.set_ylabel("top-1 agreement, all positions")
     ax_top1.set_ylim(-0.05, 1.05)
     ax_kl.legend(fontsize=7)
     fig.suptitle("Quality against block size")
