@@ -56,7 +56,8 @@ def plot_quality_vs_block(rows, out):
     ax_kl.set_ylabel("KL(teacher || student), last token [nats]")
     ax_top1.set_ylabel("top-1 agreement, all positions")
     ax_top1.set_ylim(-0.05, 1.05)
-    ax_kl.legend(fontsize=7)
+    if ax_kl.get_legend_handles_labels()[0]:
+        ax_kl.legend(fontsize=7)
     fig.suptitle("Quality against block size")
     save(fig, os.path.join(out, "quality_vs_block.png"))
 
@@ -78,7 +79,8 @@ def plot_quality_vs_layers(rows, out):
     ax.set_xlabel("patched layers")
     ax.set_ylabel("KL(teacher || student), last token [nats]")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
     ax.set_title("Quality against the number of patched layers")
     save(fig, os.path.join(out, "quality_vs_layers.png"))
 
