@@ -197,9 +197,11 @@ void matmul_rows(const typename Weights::Storage* W, int rows, int cols, const f
   });
 }
 
-/// Weight rows per sgemm call: enough work per call to amortise packing X, a float tile that
-/// stays a few MB.
-constexpr int kTileRows = 128;
+/// Weight rows per sgemm call. OpenBLAS 0.3.21's single-threaded sgemm (Zen kernels) reaches
+/// 24-30 GFLOP/s from 512 output columns on, but only 9-11 GFLOP/s at 128-256 (measured on the
+/// reference machine for 64-128 tokens, K = 4096); the widened float tile (8-22 MB) does not stay in
+/// cache, which costs ~15% at 64 tokens and less beyond.
+constexpr int kTileRows = 512;
 
 /// Many tokens: tiles of weight rows, widened to float, times X with single-threaded sgemm; the
 /// OpenMP loop over tiles owns the cores (OpenBLAS's own threads would compete with it).
@@ -207,7 +209,10 @@ template <class Weights>
 void matmul_tiles(const typename Weights::Storage* W, int rows, int cols, const float* X, int T, float* Y) {
   static std::once_flag single_threaded_blas;
   std::call_once(single_threaded_blas, [] { openblas_set_num_threads(1); });
-  parallel_blocks(rows, kTileRows, 2.0 * T * rows * cols, [&](int first, int last) {
+  // Smaller tiles only where there would otherwise be fewer tiles than threads (small models).
+  const int per_thread = (rows + fftmat::detail::max_threads() - 1) / fftmat::detail::max_threads();
+  const int tile_rows = std::max(16, std::min(kTileRows, (per_thread + 15) / 16 * 16));
+  parallel_blocks(rows, tile_rows, 2.0 * T * rows * cols, [&](int first, int last) {
     const int count = last - first;
     const auto* weights = W + static_cast<std::ptrdiff_t>(first) * cols;
     const float* tile_weights;

@@ -187,6 +187,25 @@ std::vector<float> Model::forward(const std::vector<int>& tokens, KvCache& cache
 
 void Model::forward(const int* tokens, int T, KvCache& cache, Logits which, float* logits) {
   const LlamaConfig& c = config();
+  run_decoder(tokens, T, cache, c.num_hidden_layers);
+
+  // The final norm and lm_head run only on the positions whose logits are wanted.
+  const int d = c.hidden_size;
+  const int first = which == Logits::all ? 0 : T - 1;
+  const int count = T - first;
+  rms_norm(&workspace_.residual[static_cast<std::size_t>(first) * d], final_norm, c.rms_norm_eps, count, d,
+           workspace_.normed.data());
+  lm_head->forward(workspace_.normed.data(), logits, count);
+}
+
+void Model::run_layers(const std::vector<int>& tokens, KvCache& cache, int layer_count) {
+  check(layer_count >= 0 && layer_count <= config().num_hidden_layers, "run_layers: ", layer_count,
+        " layers requested of a model with ", config().num_hidden_layers);
+  run_decoder(tokens.data(), static_cast<int>(tokens.size()), cache, layer_count);
+}
+
+void Model::run_decoder(const int* tokens, int T, KvCache& cache, int layer_count) {
+  const LlamaConfig& c = config();
   check(T >= 1, "forward needs at least one token");
   check(cache.kv_dim == c.kv_dim() && cache.keys.size() == static_cast<std::size_t>(c.num_hidden_layers) * cache.capacity * cache.kv_dim,
         "the KV cache was made for another model");
@@ -221,7 +240,7 @@ void Model::forward(const int* tokens, int T, KvCache& cache, Logits which, floa
     }
   }
 
-  for (int l = 0; l < c.num_hidden_layers; ++l) {
+  for (int l = 0; l < layer_count; ++l) {
     const Layer& layer = layers[static_cast<std::size_t>(l)];
     rms_norm(ws.residual.data(), layer.attention.norm, c.rms_norm_eps, T, d, ws.normed.data());
     float* keys = cache.key_row(l, start);  // k_proj and v_proj write straight into the cache
@@ -244,12 +263,6 @@ void Model::forward(const int* tokens, int T, KvCache& cache, Logits which, floa
     for (std::size_t k = 0; k < rows * d; ++k) ws.residual[k] += ws.projected[k];
   }
   cache.length += T;
-
-  // The final norm and lm_head run only on the positions whose logits are wanted.
-  const int first = which == Logits::all ? 0 : T - 1;
-  const int count = T - first;
-  rms_norm(&ws.residual[static_cast<std::size_t>(first) * d], final_norm, c.rms_norm_eps, count, d, ws.normed.data());
-  lm_head->forward(ws.normed.data(), logits, count);
 }
 
 void Model::attend(int layer, int T, KvCache& cache) {

@@ -125,6 +125,13 @@ struct Model {
   void forward(const int* tokens, int T, KvCache& cache, Logits which, float* logits);
   std::vector<float> forward(const std::vector<int>& tokens, KvCache& cache, Logits which);
 
+  /// Runs `tokens` through the first `layer_count` decoder layers only (the MLP observer sees them
+  /// as in forward), with no final norm or lm_head: calibrating layer l needs the activations of
+  /// layers 0..l, not the logits, and a pass that stops there costs (l + 1) / num_hidden_layers of
+  /// a full one. Only those layers' keys and values are written, so the cache is not fit for a
+  /// later forward.
+  void run_layers(const std::vector<int>& tokens, KvCache& cache, int layer_count);
+
   /// Bytes of parameters a decoded token reads: every projection, lm_head and the norms.
   std::size_t parameter_bytes_per_token() const;
 
@@ -147,6 +154,9 @@ struct Model {
     MlpBuffers mlp;
   };
 
+  /// Validates the inputs, embeds `tokens` and runs decoder layers [0, layer_count); leaves the
+  /// residual stream in the workspace and advances cache.length.
+  void run_decoder(const int* tokens, int T, KvCache& cache, int layer_count);
   void attend(int layer, int T, KvCache& cache);
   std::vector<float> inverse_frequencies_;  // [head_dim / 2] rotary frequencies rope_theta^(-2i/d)
   Workspace workspace_;

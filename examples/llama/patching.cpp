@@ -42,8 +42,9 @@ std::unique_ptr<Linear> block_circulant(fftmat::BlockCirculant<float> matrix) {
   return std::make_unique<BlockCirculantLinear>(std::move(matrix));
 }
 
-/// Runs every prompt through `model` with `observer` watching its MLPs.
-void run_prompts(Model& model, const std::vector<std::vector<int>>& prompts, MlpObserver* observer) {
+/// Runs every prompt through the first `layer_count` layers of `model` with `observer` watching
+/// their MLPs.
+void run_prompts(Model& model, const std::vector<std::vector<int>>& prompts, MlpObserver* observer, int layer_count) {
   struct Restore {
     Model& model;
     MlpObserver* previous;
@@ -52,7 +53,7 @@ void run_prompts(Model& model, const std::vector<std::vector<int>>& prompts, Mlp
   model.mlp_observer = observer;
   for (const std::vector<int>& ids : prompts) {
     KvCache cache = model.make_cache(static_cast<int>(ids.size()));
-    model.forward(ids, cache, Logits::last);
+    model.run_layers(ids, cache, layer_count);
   }
 }
 
@@ -131,7 +132,7 @@ void patch_calibrated(Model& student, Model& teacher, const PatchSettings& s,
                       const std::function<void(const std::string&)>& progress) {
   TeacherStatistics statistics(teacher.config(), s);
   progress("collecting the teacher's MLP statistics on " + std::to_string(calibration.size()) + " prompts");
-  run_prompts(teacher, calibration, &statistics);
+  run_prompts(teacher, calibration, &statistics, *std::max_element(s.layers.begin(), s.layers.end()) + 1);
   for (const int l : s.layers) {
     progress("fitting layer " + std::to_string(l));
     MlpCalibrators& c = statistics.at(l);
@@ -148,10 +149,10 @@ void patch_sequential(Model& student, Model& teacher, const PatchSettings& s,
   for (const int l : s.layers) {  // in increasing order: layer l sees the patched layers before it
     progress("sequential calibration of layer " + std::to_string(l) + ": teacher targets");
     LayerCapture targets(teacher.config(), l, LayerCapture::What::teacher_targets);
-    run_prompts(teacher, calibration, &targets);
+    run_prompts(teacher, calibration, &targets, l + 1);
     progress("sequential calibration of layer " + std::to_string(l) + ": student inputs");
     LayerCapture inputs(teacher.config(), l, LayerCapture::What::input);
-    run_prompts(student, calibration, &inputs);
+    run_prompts(student, calibration, &inputs, l + 1);
 
     MlpCalibrators c(teacher.config(), s.block_size);
     for (std::size_t k = 0; k < calibration.size(); ++k) {

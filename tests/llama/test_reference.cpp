@@ -140,6 +140,32 @@ TEST_CASE("extension: the MLP observer sees consistent activations of every laye
   }
 }
 
+TEST_CASE("extension: run_layers stops after the requested layers with the activations of a full pass") {
+  llama::Model model = llama::Model::load(llama_test::reference_dir("gqa_f32"));
+  const llama::LlamaConfig& c = model.config();
+  REQUIRE(c.num_hidden_layers >= 2);
+  const std::vector<int> tokens = {1, 17, 42, 99, 5};
+  Recorder full(c.hidden_size, c.intermediate_size), partial(c.hidden_size, c.intermediate_size);
+  model.mlp_observer = &full;
+  llama::KvCache full_cache = model.make_cache(8);
+  model.forward(tokens, full_cache, llama::Logits::last);
+  model.mlp_observer = &partial;
+  llama::KvCache partial_cache = model.make_cache(8);
+  const int layer_count = c.num_hidden_layers - 1;
+  model.run_layers(tokens, partial_cache, layer_count);
+  REQUIRE(partial.records.size() == std::size_t(layer_count));
+  for (int l = 0; l < layer_count; ++l) {
+    CAPTURE(l);
+    const auto& a = full.records[std::size_t(l)];
+    const auto& b = partial.records[std::size_t(l)];
+    CHECK(b.layer == l);
+    CHECK(a.input == b.input);  // the same arithmetic in the same order: bitwise equal
+    CHECK(a.output == b.output);
+  }
+  CHECK_THROWS_WITH_AS(model.run_layers(tokens, partial_cache, c.num_hidden_layers + 1),
+                       doctest::Contains("layers requested"), llama::error);
+}
+
 TEST_CASE("extension: block-circulant MLP projections (b = 1 is dense: the logits must not change)") {
   const Reference reference = load_reference("sharded_f16");
   llama::Model model = llama::Model::load(llama_test::reference_dir("sharded_f16"));
