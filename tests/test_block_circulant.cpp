@@ -4,20 +4,15 @@
 #include <vector>
 
 #include "reference.hpp"
+#include "shapes.hpp"
 
 using namespace fftmat;
 using test::Index;
+using test::Shape;
 
 namespace {
 
-struct Shape {
-  Index m, n, b;
-};
-
-// b = 1 (dense), b = n (one circulant), odd and non-power-of-two b, m != n both ways.
-const std::vector<Shape> kShapes = {{8, 8, 1},   {5, 7, 1},    {8, 8, 8},   {6, 6, 6},   {5, 5, 5},
-                                    {12, 8, 4},  {8, 12, 4},   {15, 9, 3},  {10, 14, 2}, {21, 14, 7},
-                                    {64, 32, 16}, {24, 72, 12}, {45, 30, 15}, {96, 96, 32}};
+const std::vector<Shape>& kShapes = test::kCommonShapes;
 
 template <class Scalar>
 BlockCirculant<Scalar> make(const Shape& s, const Eigen::VectorXd& params, Padding padding = Padding::none) {

@@ -5,23 +5,22 @@
 
 #include <vector>
 
+#include "../shapes.hpp"
 #include "helpers.cuh"
 
 using test::Index;
+using fftmat::test::Shape;
 
 namespace {
 
-struct Shape {
-  Index m, n, b;
-};
-
-// b = 1 (dense), b odd / non-power-of-two, m != n both ways, the largest fused block (512) and
-// blocks above it (unfused T = 1 path: per-bin GEMV kernel + cuFFT C2R).
-const std::vector<Shape> kShapes = {{8, 8, 1},     {5, 7, 1},     {8, 8, 8},      {6, 6, 6},     {5, 5, 5},
-                                    {12, 8, 4},    {8, 12, 4},    {15, 9, 3},     {10, 14, 2},   {21, 14, 7},
-                                    {64, 32, 16},  {24, 72, 12},  {45, 30, 15},   {96, 96, 32},  {640, 256, 64},
-                                    {256, 640, 64}, {1024, 512, 128}, {512, 1536, 256}, {1024, 1024, 512},
-                                    {2048, 1024, 1024}, {1000, 3000, 1000}, {1320, 1056, 33}};
+// The shapes of the CPU tests, then the largest fused block (512) and blocks above it (unfused
+// T = 1 path: per-bin GEMV kernel + cuFFT C2R).
+const std::vector<Shape> kShapes = [] {
+  std::vector<Shape> shapes = fftmat::test::kCommonShapes;
+  shapes.insert(shapes.end(), {{640, 256, 64}, {256, 640, 64}, {1024, 512, 128}, {512, 1536, 256}, {1024, 1024, 512},
+                               {2048, 1024, 1024}, {1000, 3000, 1000}, {1320, 1056, 33}});
+  return shapes;
+}();
 const std::vector<Index> kTokens = {1, 2, 3, 16, 33};
 
 template <class Scalar>
