@@ -97,37 +97,39 @@ def predict(cost, peak, bw):
     return 1e3 * max(cost["flops"] / peak, cost["bytes"] / bw)
 
 
+BLOCK_CIRCULANT = ("bc", "bcbf16", "bcref")  # the library, with bfloat16 spectra, the first implementation
+
+
 def collect(runs, group="apply"):
-    bc, ref, dense = defaultdict(dict), defaultdict(dict), defaultdict(dict)
+    """({impl: {(shape, T): {b: ms}}} for the block-circulant impls, {(shape, T): {impl: ms}} for dense)."""
+    bc = {impl: defaultdict(dict) for impl in BLOCK_CIRCULANT}
+    dense = defaultdict(dict)
     for name, r in runs.items():
         p = parse(name)
         if not p or p[0] != group:
             continue
         _, impl, m, n, b, T = p
         shape = f"{m}x{n}"
-        if impl == "bc":
-            bc[(shape, T)][b] = r["ms"]
-        elif impl == "bcref":
-            ref[(shape, T)][b] = r["ms"]
+        if impl in bc:
+            bc[impl][(shape, T)][b] = r["ms"]
         else:
             dense[(shape, T)][impl] = r["ms"]
-    return bc, ref, dense
+    return bc, dense
 
 
 def fig_time_vs_b(runs, path):
-    bc, ref, dense = collect(runs)
+    bc, dense = collect(runs)
     fig, axes = plt.subplots(len(TOKENS), len(LLAMA), figsize=(13, 10), squeeze=False)
     for i, T in enumerate(TOKENS):
         for j, shape in enumerate(LLAMA):
             ax = axes[i][j]
-            d = bc.get((shape, T), {})
-            if d:
-                bs = sorted(d)
-                ax.plot(bs, [d[b] for b in bs], "o-", label="block-circulant")
-            d = ref.get((shape, T), {})
-            if d:
-                bs = sorted(d)
-                ax.plot(bs, [d[b] for b in bs], "x:", color="gray", label="block-circulant (first impl.)")
+            for impl, style, color, label in (("bc", "o-", "C0", "block-circulant"),
+                                              ("bcbf16", "s--", "C1", "block-circulant, bfloat16 spectra"),
+                                              ("bcref", "x:", "gray", "block-circulant (first impl.)")):
+                d = bc[impl].get((shape, T), {})
+                if d:
+                    bs = sorted(d)
+                    ax.plot(bs, [d[b] for b in bs], style, color=color, label=label)
             for impl, style in (("eigen", "--"), ("blas", "-.")):
                 if impl in dense.get((shape, T), {}):
                     ax.axhline(dense[(shape, T)][impl], linestyle=style, color="C3" if impl == "eigen" else "C2",
@@ -145,17 +147,19 @@ def fig_time_vs_b(runs, path):
 
 
 def fig_speedup(runs, path):
-    bc, _, dense = collect(runs)
+    bc, dense = collect(runs)
     fig, axes = plt.subplots(1, len(LLAMA), figsize=(14, 4.2), squeeze=False)
     for j, shape in enumerate(LLAMA):
         ax = axes[0][j]
-        for T in TOKENS:
-            d, base = bc.get((shape, T), {}), dense.get((shape, T), {})
-            if not d or not base:
-                continue
-            best = min(base.values())
-            bs = sorted(d)
-            ax.plot(bs, [best / d[b] for b in bs], "o-", label=f"T = {T}")
+        for k, T in enumerate(TOKENS):
+            base = dense.get((shape, T), {})
+            for impl, style, label in (("bc", "o-", f"T = {T}"), ("bcbf16", "s--", f"T = {T}, bfloat16 spectra")):
+                d = bc[impl].get((shape, T), {})
+                if not d or not base:
+                    continue
+                best = min(base.values())
+                bs = sorted(d)
+                ax.plot(bs, [best / d[b] for b in bs], style, color=f"C{k}", label=label)
         if shape == "11008x4096":
             ax.plot([64], [60], "v", color="C0", markersize=9, label="target T=1 (60x)")
             ax.plot([64], [12], "v", color="C2", markersize=9, label="target T=256 (12x)")
@@ -173,7 +177,7 @@ def fig_speedup(runs, path):
 def fig_stages(runs, path):
     stages = defaultdict(dict)
     for name, r in runs.items():
-        m = re.match(r"stage/(rfft|product|irfft)/11008x4096/b(\d+)/T(\d+)$", name)
+        m = re.match(r"stage/(rfft|product|irfft)/11008x4096/b(\d+)/T(\d+)$", name)  # float spectra
         if m:
             stages[(int(m.group(3)), int(m.group(2)))][m.group(1)] = r["ms"]
     if not stages:
@@ -198,7 +202,8 @@ def fig_stages(runs, path):
 
 
 def fig_scaling(runs, path):
-    bc, _, dense = collect(runs, "scale")
+    all_bc, dense = collect(runs, "scale")
+    bc = all_bc["bc"]
     if not bc:
         return False
     fig, axes = plt.subplots(1, len(TOKENS), figsize=(14, 4.2), squeeze=False)
@@ -234,14 +239,15 @@ def fmt(ms):
 
 def table(context, runs):
     peak, bw = rates(runs)
-    bc, ref, dense = collect(runs)
+    all_bc, dense = collect(runs)
+    bc, bf16, ref = all_bc["bc"], all_bc["bcbf16"], all_bc["bcref"]
     lines = [
         f"Rates used by the cost model in this run: P = {peak / 1e9:.1f} GFLOP/s (best dense GEMM), "
         f"B = {bw / 1e9:.2f} GB/s (best of stream read and dense GEMV). Times are medians in ms; "
         "'model' is the roofline max(flops/P, bytes/B); cv is the run-to-run coefficient of variation.",
         "",
-        "| shape | T | b | block-circ. ms (cv) | model ms | first impl. ms | best dense ms (which) | dense model ms | speedup | bytes ratio |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| shape | T | b | block-circ. ms (cv) | model ms | first impl. ms | best dense ms (which) | dense model ms | speedup | bytes ratio | bfloat16 spectra ms (speedup) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for shape in LLAMA:
         m, n = (int(v) for v in shape.split("x"))
@@ -258,10 +264,12 @@ def table(context, runs):
                 cv = r.get("cv")
                 cost = model(m, n, b, T)
                 refms = ref.get((shape, T), {}).get(b)
+                bf16ms = bf16.get((shape, T), {}).get(b)
                 lines.append(
                     f"| {shape} | {T} | {b} | {fmt(ms)}" + (f" ({cv:.0%})" if cv is not None else "") +
                     f" | {fmt(predict(cost, peak, bw))} | {fmt(refms) if refms else '-'} | {fmt(best)} ({which})"
-                    f" | {fmt(predict(dcost, peak, bw))} | **{best / ms:.1f}x** | {dcost['bytes'] / cost['bytes']:.0f}x |")
+                    f" | {fmt(predict(dcost, peak, bw))} | **{best / ms:.1f}x** | {dcost['bytes'] / cost['bytes']:.0f}x |"
+                    + (f" {fmt(bf16ms)} (**{best / bf16ms:.1f}x**) |" if bf16ms else " - |"))
     return "\n".join(lines)
 
 

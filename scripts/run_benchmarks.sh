@@ -18,7 +18,7 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${BUILD_DIR:-$root/build-bench}"
-default_filter='^(machine/|apply/(bc|eigen|blas)/|apply/bcref/[0-9x]+/b64/|stage/[a-z]+/11008x4096/b(16|64|256)/|project/frobenius/11008x4096/b64$|calib/[a-z]+/11008x4096/b64(/|$))'
+default_filter='^(machine/|apply/(bc|eigen|blas)/|apply/(bcref|bcbf16)/[0-9x]+/b64/|stage/(rfft|product|irfft)/11008x4096/b(16|64|256)/|stage/product_bf16/11008x4096/b64/|project/frobenius/11008x4096/b64$|calib/[a-z]+/11008x4096/b64(/|$))'
 filter="$default_filter"
 out=""
 reps=3

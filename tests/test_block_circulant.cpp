@@ -151,6 +151,102 @@ TEST_CASE_TEMPLATE("copies and moves keep working independently", Scalar, float,
         test::tolerance<Scalar>());
 }
 
+// bfloat16 keeps 8 significant bits: each stored spectrum value is off by at most 2^-9 relative,
+// so a product's relative error is of order 2^-9 / sqrt(3) ~ 1e-3 for random data. The lower
+// bounds show that the rounded copy, not the full-precision spectra, was used.
+constexpr double kBfloat16Tolerance = 5e-3;
+constexpr double kBfloat16RoundingVisible = 1e-4;
+
+TEST_CASE_TEMPLATE("bfloat16 spectra: apply matches the dense definition to bfloat16 accuracy", Scalar, float,
+                   double) {
+  using Matrix = typename BlockCirculant<Scalar>::Matrix;
+  // p >= 8 block rows (the packed kernels): full and partial panels, even and odd b (one or two
+  // real bins), square and not.
+  const std::vector<Shape> shapes = {{64, 32, 4}, {72, 40, 8}, {63, 21, 7}, {160, 96, 16}, {90, 90, 10}};
+  unsigned seed = 300;
+  for (const Shape& s : shapes) {
+    CAPTURE(s.m);
+    CAPTURE(s.n);
+    CAPTURE(s.b);
+    const Eigen::VectorXd params = test::gaussian_vector(s.m * s.n / s.b, seed++);
+    const Eigen::MatrixXd dense = test::dense_block_circulant(s.m, s.n, s.b, params);
+    const BlockCirculant<Scalar> A(s.m, s.n, s.b, params.cast<Scalar>(), Padding::none, SpectrumPrecision::bfloat16);
+    CHECK(A.spectrum_precision() == SpectrumPrecision::bfloat16);
+    CHECK(A.parameters().template cast<double>().isApprox(params, test::tolerance<Scalar>()));
+    for (const Index T : {1, 2, 7, 13}) {
+      CAPTURE(T);
+      const Eigen::MatrixXd X = test::gaussian(s.n, T, seed++), Xt = test::gaussian(s.m, T, seed++);
+      Matrix Y(s.m, T);
+      A.apply(X.cast<Scalar>(), Y);
+      const double error = test::relative_error(Y.template cast<double>(), dense * X);
+      CHECK(error < kBfloat16Tolerance);
+      CHECK(error > kBfloat16RoundingVisible);
+      // A shared input spectrum gives the same product.
+      InputSpectrum<Scalar> spectrum;
+      A.transform_input(X.cast<Scalar>(), spectrum);
+      Matrix Ys(s.m, T);
+      A.apply_transformed(spectrum, Ys);
+      CHECK(test::relative_error(Ys.template cast<double>(), dense * X) < kBfloat16Tolerance);
+      // The transpose reads the full-precision spectra.
+      CHECK(test::relative_error(A.apply_transpose(Xt.cast<Scalar>()).template cast<double>(),
+                                 dense.transpose() * Xt) < test::tolerance<Scalar>());
+    }
+  }
+}
+
+TEST_CASE_TEMPLATE("bfloat16 spectra keep their accuracy at any magnitude", Scalar, float, double) {
+  // Block rows of magnitudes 1e-30, 1e30 and 1: bfloat16 has float's exponent range, so every
+  // row keeps bfloat16 accuracy (binary16 would flush the first to zero and overflow the second).
+  const Index b = 4, p = 24, q = 5, m = p * b, n = q * b, T = 3;
+  Eigen::VectorXd params = test::gaussian_vector(p * q * b, 51);
+  const double magnitudes[3] = {1e-30, 1e30, 1.0};
+  for (Index i = 0; i < p; ++i) params.segment(i * q * b, q * b) *= magnitudes[i % 3];
+  const Eigen::MatrixXd dense = test::dense_block_circulant(m, n, b, params);
+  const Eigen::MatrixXd X = test::gaussian(n, T, 52);
+  const BlockCirculant<Scalar> A(m, n, b, params.cast<Scalar>(), Padding::none, SpectrumPrecision::bfloat16);
+  const Eigen::MatrixXd Y = A.apply(X.cast<Scalar>()).template cast<double>();
+  const Eigen::MatrixXd expected = dense * X;
+  for (Index i = 0; i < p; ++i) {
+    CAPTURE(i);
+    const double error = test::relative_error(Y.middleRows(i * b, b), expected.middleRows(i * b, b));
+    CHECK(error < kBfloat16Tolerance);
+    CHECK(error > kBfloat16RoundingVisible / 10);  // a single row block: fewer terms average the rounding
+  }
+  // An all-zero matrix stays exactly zero.
+  const BlockCirculant<Scalar> Z(m, n, b, BlockCirculant<Scalar>::Vector::Zero(p * q * b), Padding::none,
+                                 SpectrumPrecision::bfloat16);
+  CHECK(Z.apply(X.cast<Scalar>()).isZero(0));
+}
+
+TEST_CASE("bfloat16 spectra: out-of-range values are an error; ignored below 8 block rows; kept by copies") {
+  const Index m = 32, n = 8, b = 4;
+  Eigen::VectorXd huge = Eigen::VectorXd::Ones(m * n / b) * 1e300;
+  CHECK_THROWS_WITH_AS(BlockCirculant<double>(m, n, b, huge, Padding::none, SpectrumPrecision::bfloat16),
+                       doctest::Contains("beyond the range of bfloat16"), invalid_argument);
+  CHECK_NOTHROW(BlockCirculant<double>(m, n, b, huge));  // fine in full precision
+
+  const Eigen::VectorXd small_params = test::gaussian_vector(4 * 3 * 4, 61);
+  const BlockCirculant<float> small(16, 12, 4, small_params.cast<float>(), Padding::none, SpectrumPrecision::bfloat16);
+  CHECK(small.spectrum_precision() == SpectrumPrecision::full);
+  const Eigen::MatrixXd Xs = test::gaussian(12, 2, 62);
+  CHECK(test::relative_error(small.apply(Xs.cast<float>()).cast<double>(),
+                             test::dense_block_circulant(16, 12, 4, small_params) * Xs) < test::tolerance<float>());
+
+  // 70 x 30 with b = 8: p = 9, q = 4, both dimensions padded.
+  const Eigen::VectorXd params = test::gaussian_vector(9 * 4 * 8, 63);
+  const Eigen::MatrixXd X = test::gaussian(30, 5, 64);
+  const Eigen::MatrixXd expected = test::dense_block_circulant(70, 30, 8, params) * X;
+  BlockCirculant<float> original(70, 30, 8, params.cast<float>(), Padding::zero, SpectrumPrecision::bfloat16);
+  const BlockCirculant<float> copy = original;
+  const BlockCirculant<float> moved = std::move(original);
+  for (const BlockCirculant<float>* A : {&copy, &moved}) {
+    CHECK(A->spectrum_precision() == SpectrumPrecision::bfloat16);
+    const double error = test::relative_error(A->apply(X.cast<float>()).cast<double>(), expected);
+    CHECK(error < kBfloat16Tolerance);
+    CHECK(error > kBfloat16RoundingVisible);
+  }
+}
+
 TEST_CASE("accuracy on the largest Llama-2-7B shape (11008 x 4096, b = 64) against a float64 dense product") {
   const Index m = 11008, n = 4096, b = 64, T = 4;
   const Eigen::VectorXd params = test::gaussian_vector(m * n / b, 41) / std::sqrt(double(n));
@@ -161,14 +257,19 @@ TEST_CASE("accuracy on the largest Llama-2-7B shape (11008 x 4096, b = 64) again
   const Eigen::MatrixXd expected_t = test::dense_block_circulant(m, n, b, params).transpose() * Xt;
 
   const BlockCirculant<float> Af(m, n, b, params.cast<float>());
+  const BlockCirculant<float> Ab(m, n, b, params.cast<float>(), Padding::none, SpectrumPrecision::bfloat16);
   const BlockCirculant<double> Ad(m, n, b, params);
   const double float_error = test::relative_error(Af.apply(X.cast<float>()).cast<double>(), expected);
+  const double bfloat16_error = test::relative_error(Ab.apply(X.cast<float>()).cast<double>(), expected);
   const double double_error = test::relative_error(Ad.apply(X), expected);
   const double float_error_t = test::relative_error(Af.apply_transpose(Xt.cast<float>()).cast<double>(), expected_t);
   const double double_error_t = test::relative_error(Ad.apply_transpose(Xt), expected_t);
-  MESSAGE("relative error of apply, 11008x4096 b=64: float ", float_error, ", double ", double_error,
+  MESSAGE("relative error of apply, 11008x4096 b=64: float ", float_error, ", bfloat16 spectra ", bfloat16_error,
+          ", double ", double_error,
           "; apply_transpose: float ", float_error_t, ", double ", double_error_t);
   CHECK(float_error < 1e-6);
+  CHECK(bfloat16_error < 3e-3);
+  CHECK(bfloat16_error > kBfloat16RoundingVisible);
   CHECK(double_error < 1e-14);
   CHECK(float_error_t < 1e-6);
   CHECK(double_error_t < 1e-14);

@@ -3,11 +3,13 @@
 // Results and how to read them: docs/benchmarks.md; cost model: docs/cost_model.md.
 //
 // Names (filter with --benchmark_filter, a regex):
-//   apply/<impl>/<m>x<n>/b<b>/T<T>      impl = bc (fftmat::BlockCirculant::apply), bcref (the first
+//   apply/<impl>/<m>x<n>/b<b>/T<T>      impl = bc (fftmat::BlockCirculant::apply), bcbf16 (the same
+//                                       with SpectrumPrecision::bfloat16), bcref (the first
 //                                       implementation: Eigen complex GEMM per bin, kept for p < 8)
 //   apply/<impl>/<m>x<n>/T<T>           impl = eigen | blas (dense W, m x n row-major as in safetensors)
 //   scale/<impl>/<n>x<n>/...            the square scaling series, same impls
 //   stage/<rfft|product|irfft>/<m>x<n>/b<b>/T<T>   the three stages of one bc apply
+//   stage/product_bf16/...              the product stage with SpectrumPrecision::bfloat16
 //   project/frobenius/<m>x<n>/b<b>      fftmat::project_frobenius of a dense W
 //   calib/accumulate/<m>x<n>/b<b>/T<T>  Calibrator::accumulate of T samples;  calib/fit/...
 //   machine/stream_read                 memory read bandwidth (for the cost model's roofline)
@@ -127,13 +129,19 @@ Matrix random_matrix(Index rows, Index cols, unsigned seed, float scale = 1.0f) 
   return M;
 }
 
-fftmat::BlockCirculant<float> random_block_circulant(Index m, Index n, Index b, unsigned seed) {
+fftmat::BlockCirculant<float> random_block_circulant(
+    Index m, Index n, Index b, unsigned seed, fftmat::SpectrumPrecision precision = fftmat::SpectrumPrecision::full) {
   const Index params = (m / b) * (n / b) * b;
   const Matrix c = random_matrix(params, 1, seed, 1.0f / std::sqrt(float(n)));
-  return fftmat::BlockCirculant<float>(m, n, b, c.col(0));
+  return fftmat::BlockCirculant<float>(m, n, b, c.col(0), fftmat::Padding::none, precision);
 }
 
-double spectra_bytes(Index m, Index n, Index b) { return double(b / 2 + 1) * double(m / b) * double(n / b) * 8.0; }
+/// Bytes of the spectra a product reads: b/2+1 complex bins of p x q in float, or the m n / b
+/// bfloat16 values of the packed panels.
+double spectra_bytes(Index m, Index n, Index b, fftmat::SpectrumPrecision precision = fftmat::SpectrumPrecision::full) {
+  if (precision == fftmat::SpectrumPrecision::bfloat16) return double(m / b) * double(n / b) * double(b) * 2.0;
+  return double(b / 2 + 1) * double(m / b) * double(n / b) * 8.0;
+}
 
 void set_common_counters(benchmark::State& st, Index m, Index n, Index b, Index T, double params,
                          double weight_bytes, std::size_t copies) {
@@ -153,9 +161,13 @@ void set_common_counters(benchmark::State& st, Index m, Index n, Index b, Index 
 
 // ---- block-circulant apply -------------------------------------------------------------------------
 
-void bc_apply(benchmark::State& st, Index m, Index n, Index b, Index T, bool reference = false) {
-  const fftmat::BlockCirculant<float> A = random_block_circulant(m, n, b, 1);
-  const double footprint = spectra_bytes(m, n, b) + 4.0 * double((m + n) * T);
+enum class BcImpl { packed, bf16, reference };
+
+void bc_apply(benchmark::State& st, Index m, Index n, Index b, Index T, BcImpl impl) {
+  const bool reference = impl == BcImpl::reference;
+  const auto precision = impl == BcImpl::bf16 ? fftmat::SpectrumPrecision::bfloat16 : fftmat::SpectrumPrecision::full;
+  const fftmat::BlockCirculant<float> A = random_block_circulant(m, n, b, 1, precision);
+  const double footprint = spectra_bytes(m, n, b, precision) + 4.0 * double((m + n) * T);
   const std::size_t copies = copies_for(footprint);
   std::vector<fftmat::BlockCirculant<float>> As(copies, A);
   std::vector<Matrix> Xs, Ys;
@@ -180,7 +192,7 @@ void bc_apply(benchmark::State& st, Index m, Index n, Index b, Index T, bool ref
     benchmark::ClobberMemory();
     k = k + 1 == copies ? 0 : k + 1;
   }
-  set_common_counters(st, m, n, b, T, double(A.parameter_count()), spectra_bytes(m, n, b), copies);
+  set_common_counters(st, m, n, b, T, double(A.parameter_count()), spectra_bytes(m, n, b, precision), copies);
 }
 
 // ---- dense baselines (W is m x n row-major, the safetensors layout) ---------------------------------
@@ -239,11 +251,13 @@ void dense_blas(benchmark::State& st, Index m, Index n, Index T) {
 
 // ---- stages of one block-circulant apply -----------------------------------------------------------
 
-enum class Stage { rfft, product, irfft };
+enum class Stage { rfft, product, product_bf16, irfft };
 
 void bc_stage(benchmark::State& st, Stage stage, Index m, Index n, Index b, Index T) {
-  const fftmat::BlockCirculant<float> A = random_block_circulant(m, n, b, 1);
-  const double footprint = spectra_bytes(m, n, b) + 4.0 * double((m + n) * T) +
+  const auto precision =
+      stage == Stage::product_bf16 ? fftmat::SpectrumPrecision::bfloat16 : fftmat::SpectrumPrecision::full;
+  const fftmat::BlockCirculant<float> A = random_block_circulant(m, n, b, 1, precision);
+  const double footprint = spectra_bytes(m, n, b, precision) + 4.0 * double((m + n) * T) +
                            8.0 * double((m / b + n / b) * (b / 2 + 1) * T);
   const std::size_t copies = copies_for(footprint);
   std::vector<fftmat::BlockCirculant<float>> As(copies, A);
@@ -263,7 +277,8 @@ void bc_stage(benchmark::State& st, Stage stage, Index m, Index n, Index b, Inde
   for (auto _ : st) {
     switch (stage) {
       case Stage::rfft: Access::forward(As[k], Xs[k].data(), T, bufs[k]); break;
-      case Stage::product: Access::product(As[k], T, bufs[k]); break;
+      case Stage::product:
+      case Stage::product_bf16: Access::product(As[k], T, bufs[k]); break;
       case Stage::irfft:
         Access::inverse(As[k], Ys[k].data(), T, bufs[k]);
         st.PauseTiming();  // c2r destroyed the spectrum: put the real one back, untimed
@@ -274,13 +289,14 @@ void bc_stage(benchmark::State& st, Stage stage, Index m, Index n, Index b, Inde
     benchmark::ClobberMemory();
     k = k + 1 == copies ? 0 : k + 1;
   }
-  set_common_counters(st, m, n, b, T, double(A.parameter_count()), spectra_bytes(m, n, b), copies);
+  set_common_counters(st, m, n, b, T, double(A.parameter_count()), spectra_bytes(m, n, b, precision), copies);
   const double log2b = std::max(1.0, std::log2(double(b)));
   const double fft_flops = 2.5 * double(b) * log2b;
   double stage_flops = 0;
   switch (stage) {
     case Stage::rfft: stage_flops = fft_flops * double(n / b * T); break;
-    case Stage::product: stage_flops = 8.0 * double(b / 2 + 1) * double(m / b) * double(n / b) * double(T); break;
+    case Stage::product:
+    case Stage::product_bf16: stage_flops = 8.0 * double(b / 2 + 1) * double(m / b) * double(n / b) * double(T); break;
     case Stage::irfft: stage_flops = fft_flops * double(m / b * T); break;
   }
   st.counters["stage_flops"] = stage_flops;
@@ -361,10 +377,10 @@ void register_all() {
       const std::string t = "/T" + std::to_string(T);
       for (Index b : blocks) {
         if (s.m % b != 0 || s.n % b != 0) continue;
-        reg(g + "/bc/" + shape + "/b" + std::to_string(b) + t,
-            [=](benchmark::State& st) { bc_apply(st, s.m, s.n, b, T); });
-        reg(g + "/bcref/" + shape + "/b" + std::to_string(b) + t,
-            [=](benchmark::State& st) { bc_apply(st, s.m, s.n, b, T, true); });
+        const std::string suffix = shape + "/b" + std::to_string(b) + t;
+        reg(g + "/bc/" + suffix, [=](benchmark::State& st) { bc_apply(st, s.m, s.n, b, T, BcImpl::packed); });
+        reg(g + "/bcbf16/" + suffix, [=](benchmark::State& st) { bc_apply(st, s.m, s.n, b, T, BcImpl::bf16); });
+        reg(g + "/bcref/" + suffix, [=](benchmark::State& st) { bc_apply(st, s.m, s.n, b, T, BcImpl::reference); });
       }
       reg(g + "/eigen/" + shape + t, [=](benchmark::State& st) { dense_eigen(st, s.m, s.n, T); });
 #ifdef FFTMAT_BENCH_CBLAS
@@ -381,6 +397,8 @@ void register_all() {
         const std::string suffix = "/" + shape_name(s.m, s.n) + "/b" + std::to_string(b) + "/T" + std::to_string(T);
         reg("stage/rfft" + suffix, [=](benchmark::State& st) { bc_stage(st, Stage::rfft, s.m, s.n, b, T); });
         reg("stage/product" + suffix, [=](benchmark::State& st) { bc_stage(st, Stage::product, s.m, s.n, b, T); });
+        reg("stage/product_bf16" + suffix,
+            [=](benchmark::State& st) { bc_stage(st, Stage::product_bf16, s.m, s.n, b, T); });
         reg("stage/irfft" + suffix, [=](benchmark::State& st) { bc_stage(st, Stage::irfft, s.m, s.n, b, T); });
       }
   }

@@ -64,7 +64,7 @@ void finish_progress_line() {
 }
 
 void run_eval(const CommonOptions& o, const std::string& layers, int block, const std::string& projection,
-              double damping) {
+              double damping, const std::string& spectra) {
   EvalSettings settings = o.eval;
   if (settings.cache_dir.empty()) settings.cache_dir = o.out.empty() ? "fftmat-cache" : o.out / "cache";
   // Everything the command line says is checked against the model before the long work starts.
@@ -74,6 +74,7 @@ void run_eval(const CommonOptions& o, const std::string& layers, int block, cons
   patch.block_size = block;
   patch.projection = parse_projection(projection);
   patch.damping = damping;
+  patch.spectra = spectra == "bfloat16" ? fftmat::SpectrumPrecision::bfloat16 : fftmat::SpectrumPrecision::full;
   check_patch_settings(patch, config);
 
   auto prefix = std::make_shared<std::string>("");
@@ -82,7 +83,8 @@ void run_eval(const CommonOptions& o, const std::string& layers, int block, cons
   *prefix = "[original] ";
   rows.push_back(evaluator.evaluate("Original (baseline)", PatchSettings{}));
   *prefix = "[patched] ";
-  rows.push_back(evaluator.evaluate(format_layers(patch.layers) + " " + projection, patch));
+  const std::string suffix = patch.spectra == fftmat::SpectrumPrecision::bfloat16 ? " (bfloat16 spectra)" : "";
+  rows.push_back(evaluator.evaluate(format_layers(patch.layers) + " " + projection + suffix, patch));
   finish_progress_line();
   std::cout << markdown_table(rows);
   if (!o.out.empty()) {
@@ -120,6 +122,7 @@ std::function<void()> add_evaluation_commands(CLI::App& app) {
   auto block = std::make_shared<int>(64);
   auto projection = std::make_shared<std::string>("calibrated");
   auto damping = std::make_shared<double>(1e-2);
+  auto spectra = std::make_shared<std::string>("full");
   auto grid = std::make_shared<std::filesystem::path>();
 
   CLI::App* eval = app.add_subcommand(
@@ -136,6 +139,11 @@ std::function<void()> add_evaluation_commands(CLI::App& app) {
       ->capture_default_str();
   eval->add_option("--damping", *damping, "calibration damping, relative to trace(G_f)/q per frequency bin")
       ->capture_default_str();
+  eval->add_option("--spectra", *spectra,
+                   "precision of the spectra that block-circulant products read: full (float) or bfloat16 (half "
+                   "the bytes; projections with fewer than 8 block rows keep float)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"full", "bfloat16"}));
   eval->add_option("--out", common->out, "also write report.md, results.csv and results.json here");
 
   CLI::App* sweep = app.add_subcommand(
@@ -150,7 +158,7 @@ std::function<void()> add_evaluation_commands(CLI::App& app) {
 #ifdef _OPENMP
     if (common->threads > 0) omp_set_num_threads(common->threads);
 #endif
-    if (*eval) run_eval(*common, *layers, *block, *projection, *damping);
+    if (*eval) run_eval(*common, *layers, *block, *projection, *damping, *spectra);
     if (*sweep) run_sweep(*common, *grid);
   };
 }

@@ -19,7 +19,6 @@
 #include <memory>
 #include <vector>
 
-#include <Eigen/Core>  // before input_spectrum.hpp, which uses Eigen::Index without including it
 #include <fftmat/input_spectrum.hpp>
 
 #include "checkpoint.hpp"

@@ -38,8 +38,15 @@ const DenseLinear& dense(const std::unique_ptr<Linear>& projection, int layer, c
   return *weight;
 }
 
-std::unique_ptr<Linear> block_circulant(fftmat::BlockCirculant<float> matrix) {
-  return std::make_unique<BlockCirculantLinear>(std::move(matrix));
+/// `matrix` with its products reading spectra of the given precision.
+fftmat::BlockCirculant<float> with_spectra(fftmat::BlockCirculant<float> matrix, fftmat::SpectrumPrecision spectra) {
+  if (spectra == fftmat::SpectrumPrecision::full) return matrix;
+  return fftmat::BlockCirculant<float>(matrix.rows(), matrix.cols(), matrix.block_size(), matrix.parameters(),
+                                       matrix.padding(), spectra);
+}
+
+std::unique_ptr<Linear> block_circulant(fftmat::BlockCirculant<float> matrix, fftmat::SpectrumPrecision spectra) {
+  return std::make_unique<BlockCirculantLinear>(with_spectra(std::move(matrix), spectra));
 }
 
 /// Runs every prompt through the first `layer_count` layers of `model` with `observer` watching
@@ -122,7 +129,8 @@ void patch_frobenius(Model& student, const PatchSettings& s, const std::function
     Mlp& mlp = student.layers[l].mlp;
     for (auto* projection : {&mlp.gate, &mlp.up, &mlp.down}) {
       const char* name = projection == &mlp.gate ? "gate_proj" : projection == &mlp.up ? "up_proj" : "down_proj";
-      *projection = block_circulant(fftmat::project_frobenius(dense(*projection, l, name).to_float(), s.block_size));
+      *projection = block_circulant(fftmat::project_frobenius(dense(*projection, l, name).to_float(), s.block_size),
+                                    s.spectra);
     }
   }
 }
@@ -137,9 +145,9 @@ void patch_calibrated(Model& student, Model& teacher, const PatchSettings& s,
     progress("fitting layer " + std::to_string(l));
     MlpCalibrators& c = statistics.at(l);
     Mlp& mlp = student.layers[l].mlp;
-    mlp.gate = block_circulant(c.gate.fit(s.damping));
-    mlp.up = block_circulant(c.up.fit(s.damping));
-    mlp.down = block_circulant(c.down.fit(s.damping));
+    mlp.gate = block_circulant(c.gate.fit(s.damping), s.spectra);
+    mlp.up = block_circulant(c.up.fit(s.damping), s.spectra);
+    mlp.down = block_circulant(c.down.fit(s.damping), s.spectra);
   }
 }
 
@@ -159,15 +167,16 @@ void patch_sequential(Model& student, Model& teacher, const PatchSettings& s,
       c.gate.accumulate(inputs.input[k], targets.gate[k]);
       c.up.accumulate(inputs.input[k], targets.up[k]);
     }
-    fftmat::BlockCirculant<float> gate = c.gate.fit(s.damping), up = c.up.fit(s.damping);
+    fftmat::BlockCirculant<float> gate = with_spectra(c.gate.fit(s.damping), s.spectra);
+    fftmat::BlockCirculant<float> up = with_spectra(c.up.fit(s.damping), s.spectra);
     // down is fitted on what the student's own gate and up produce, against the teacher's output.
     for (std::size_t k = 0; k < calibration.size(); ++k) {
       c.down.accumulate(silu_product(gate.apply(inputs.input[k]), up.apply(inputs.input[k])), targets.output[k]);
     }
     Mlp& mlp = student.layers[l].mlp;
-    mlp.gate = block_circulant(std::move(gate));
-    mlp.up = block_circulant(std::move(up));
-    mlp.down = block_circulant(c.down.fit(s.damping));
+    mlp.gate = block_circulant(std::move(gate), fftmat::SpectrumPrecision::full);  // already as chosen
+    mlp.up = block_circulant(std::move(up), fftmat::SpectrumPrecision::full);
+    mlp.down = block_circulant(c.down.fit(s.damping), s.spectra);
   }
 }
 

@@ -12,6 +12,8 @@
 //
 // See docs/evaluation.md for what each one does to the model.
 
+#include <fftmat/block_circulant.hpp>
+
 #include <functional>
 #include <string>
 #include <vector>
@@ -37,6 +39,7 @@ struct PatchSettings {
   int block_size = 64;                      // b; must divide hidden_size and intermediate_size
   Projection projection = Projection::dense;
   double damping = 1e-2;                    // calibrated/sequential: lambda_f = damping * trace(G_f) / q
+  fftmat::SpectrumPrecision spectra = fftmat::SpectrumPrecision::full;  // what the patched products read
 };
 
 /// Throws llama::error (before any long work) if the settings do not fit the model: a block size

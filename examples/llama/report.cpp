@@ -181,6 +181,7 @@ void write_report(const std::filesystem::path& directory, const std::vector<RowR
                          {"block_size", r.settings.block_size},
                          {"projection", projection_name(r.settings.projection)},
                          {"damping", r.settings.damping},
+                         {"spectra", r.settings.spectra == fftmat::SpectrumPrecision::bfloat16 ? "bfloat16" : "full"},
                          {"cosine", r.cosine.mean},
                          {"kl", r.kl.mean},
                          {"top1", r.top1.mean},

@@ -42,6 +42,13 @@ enum class Padding {
   zero,  ///< inputs and outputs are zero-padded to the next multiple of b (explicit opt-in)
 };
 
+/// The precision of the spectra that products A X read.
+enum class SpectrumPrecision {
+  full,      ///< Scalar
+  bfloat16,  ///< bfloat16 (explicit opt-in): half the bytes of float, 8 significant bits; a product's
+             ///< relative error is about 2e-3 (docs/design.md, "bfloat16 spectra")
+};
+
 template <class Scalar>
 class BlockCirculant {
   static_assert(detail::is_supported_scalar_v<Scalar>, "fftmat::BlockCirculant<Scalar>: float or double");
@@ -59,8 +66,15 @@ class BlockCirculant {
   /// m x n matrix of block size b from p*q*b first columns (layout above). Throws
   /// fftmat::invalid_argument for non-positive sizes, a b that does not divide m or n (unless
   /// `padding` is Padding::zero), a parameter vector of the wrong length or non-finite parameters.
+  ///
+  /// With SpectrumPrecision::bfloat16, apply() and apply_transformed() read a copy of the spectra
+  /// rounded to bfloat16 (halving the bytes a one-token product streams, for float); parameters(),
+  /// spectra(), apply_transpose() and to_dense() keep full precision. It throws
+  /// fftmat::invalid_argument if a spectrum value is beyond bfloat16's range (possible only for
+  /// double). Matrices with fewer than 8 block rows (which do not use the packed kernels) ignore it:
+  /// see spectrum_precision().
   BlockCirculant(Index rows, Index cols, Index block_size, const Eigen::Ref<const Vector>& parameters,
-                 Padding padding = Padding::none)
+                 Padding padding = Padding::none, SpectrumPrecision precision = SpectrumPrecision::full)
       : rows_(rows), cols_(cols), block_size_(block_size), padding_(padding) {
     validate_shape(rows, cols, block_size, padding);
     block_rows_ = (rows + block_size - 1) / block_size;
@@ -79,7 +93,9 @@ class BlockCirculant {
     col_fft_ = detail::BlockFft<Scalar>(cols, block_size);
     compute_spectra();
     if (uses_packed_kernels()) {
-      packed_.pack(spectra_.data(), block_size_, block_rows_, block_cols_);
+      const bool bfloat16 = precision == SpectrumPrecision::bfloat16;
+      if (bfloat16) check_bfloat16_range();
+      packed_.pack(spectra_.data(), block_size_, block_rows_, block_cols_, bfloat16);
       row_out_fft_ = detail::BlockFft<Scalar>(rows, block_size, detail::SpectrumLayout::block_major);
     }
   }
@@ -104,6 +120,11 @@ class BlockCirculant {
   Index block_cols() const noexcept { return block_cols_; }  ///< q
   Index bins() const noexcept { return block_size_ / 2 + 1; }
   Padding padding() const noexcept { return padding_; }
+  /// The precision of the spectra that apply() reads: as constructed, or full where the
+  /// constructor's bfloat16 was ignored (fewer than 8 block rows).
+  SpectrumPrecision spectrum_precision() const noexcept {
+    return packed_.bfloat16() ? SpectrumPrecision::bfloat16 : SpectrumPrecision::full;
+  }
   /// p*q*b: the number of stored scalars (m*n/b without padding).
   Index parameter_count() const noexcept { return block_rows_ * block_cols_ * block_size_; }
   /// First columns c_ij, p*q*b scalars, c_ij[d] at ((i*q) + j)*b + d.
@@ -195,6 +216,16 @@ class BlockCirculant {
                                             spectrum.data());
     const Scalar scale = Scalar(1) / static_cast<Scalar>(block_size_);
     for (Index k = 0; k < bins() * blocks; ++k) spectra_[k] = spectrum.data()[k] * scale;
+  }
+
+  void check_bfloat16_range() const {
+    // Values that round to bfloat16's largest finite value are fine; beyond it they would be inf.
+    const double limit = double(static_cast<float>(Eigen::NumTraits<Eigen::bfloat16>::highest()));
+    for (Index k = 0; k < spectra_.size(); ++k) {
+      const double largest = std::max(std::abs(double(spectra_[k].real())), std::abs(double(spectra_[k].imag())));
+      detail::require(largest <= limit, "spectrum value ", largest, " (bin ", k / (block_rows_ * block_cols_),
+                      ") is beyond the range of bfloat16 spectra (", limit, ")");
+    }
   }
 
   static void check_input(const ConstMatrixRef& X, Index expected_rows, const char* what) {

@@ -145,6 +145,22 @@ TEST_CASE("patching a reference checkpoint: Frobenius weights, zero MLPs, calibr
   CHECK((patched->parameters().cast<double>() - expected).norm() < 1e-5 * expected.norm());
   CHECK(error_of([&] { patch_model(frobenius, teacher, s, {}, quiet); }) == "layer 0 gate_proj is already patched");
 
+  // bfloat16 spectra: the same parameters; gate and up (160 x 64, p = 10) read bfloat16, down
+  // (64 x 160, p = 4: no packed kernels) keeps float; the logits move, but only by rounding.
+  Model rounded(checkpoint);
+  s.spectra = fftmat::SpectrumPrecision::bfloat16;
+  patch_model(rounded, teacher, s, {}, quiet);
+  s.spectra = fftmat::SpectrumPrecision::full;
+  const fftmat::BlockCirculant<float>* rounded_gate = rounded.layers[1].mlp.gate->block_circulant();
+  REQUIRE(rounded_gate != nullptr);
+  CHECK(rounded_gate->spectrum_precision() == fftmat::SpectrumPrecision::bfloat16);
+  CHECK(rounded_gate->parameters() == patched->parameters());
+  CHECK(rounded.layers[1].mlp.down->block_circulant()->spectrum_precision() == fftmat::SpectrumPrecision::full);
+  const double kl_rounding = mean_last_kl(frobenius, rounded, prompts);
+  MESSAGE("mean last-token KL of bfloat16 against float spectra (Frobenius, layers 0-1): ", kl_rounding);
+  CHECK(kl_rounding > 0.0);
+  CHECK(kl_rounding < 1e-4);
+
   Model zero(checkpoint);
   s.projection = Projection::zero;
   patch_model(zero, teacher, s, {}, quiet);

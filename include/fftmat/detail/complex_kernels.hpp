@@ -19,6 +19,14 @@
 // The real bins hold b real numbers per block in all -- exactly the parameter count, so the T = 1
 // product reads no more bytes than the first columns themselves.
 //
+// Optionally (SpectrumPrecision::bfloat16) the panels are stored as bfloat16, which halves the bytes
+// a one-token product streams. A complex panel's column then holds the pairs (real, imaginary) of
+// its R rows side by side: read as R 32-bit lanes, each lane's high half is already the float
+// pattern of the imaginary part (mask off the low half) and its low half shifted up is the real
+// part -- two integer instructions widen 16 values. (Converting planar binary16 with F16C, or
+// planar bfloat16 by zero extension, measured 1.4x slower per column on the reference machine's
+// Zen 1 cores, enough to make the one-token product compute-bound.)
+//
 // Register blocking follows the GotoBLAS/BLIS micro-kernel idea (Goto & van de Geijn, ACM TOMS 34,
 // 2008; Van Zee & van de Geijn, ACM TOMS 41, 2015): a panel of R rows stays in L1 while a tile of up
 // to kTokenTile tokens is accumulated in registers; the inputs are broadcast from the token-major
@@ -33,6 +41,7 @@
 #include <Eigen/Core>
 
 #include <algorithm>
+#include <cmath>
 #include <complex>
 #include <type_traits>
 #include <vector>
@@ -62,7 +71,8 @@ inline Eigen::Index token_chunk(Eigen::Index bytes_per_token) noexcept {
   return tiles * kTokenTile;
 }
 
-/// The spectra of a p x q block-circulant matrix, packed for the kernels below.
+/// The spectra of a p x q block-circulant matrix, packed for the kernels below, in Scalar or (with
+/// `bfloat16`) in bfloat16 with the interleaved complex columns described above.
 template <class Scalar>
 class PackedSpectra {
  public:
@@ -71,9 +81,9 @@ class PackedSpectra {
 
   PackedSpectra() = default;
 
-  /// From frequency-major spectra: bin f is a row-major p x q matrix at f*p*q.
-  void pack(const Complex* spectra, Index block_size, Index p, Index q) {
-    p_ = p;
+  /// From frequency-major spectra: bin f is a row-major p x q matrix at f*p*q. With `bfloat16`,
+  /// every value must be within bfloat16's range (BlockCirculant checks).
+  void pack(const Complex* spectra, Index block_size, Index p, Index q, bool bfloat16) {
     q_ = q;
     bins_ = block_size / 2 + 1;
     panels_ = (p + kPanelRows - 1) / kPanelRows;
@@ -84,58 +94,107 @@ class PackedSpectra {
       const Index planes = real_[std::size_t(f)] ? 1 : 2;
       offsets_[std::size_t(f + 1)] = offsets_[std::size_t(f)] + panels_ * q * planes * kPanelRows;
     }
-    data_.setZero(offsets_.back());
+    data_.setZero(bfloat16 ? 0 : offsets_.back());
+    bf16_.setZero(bfloat16 ? offsets_.back() : 0);
     for (Index f = 0; f < bins_; ++f) {
       const bool real = real_[std::size_t(f)];
       const Complex* C = spectra + f * p * q;
       for (Index P = 0; P < panels_; ++P) {
-        Scalar* panel = data_.data() + panel_offset(f, P);
-        const Index rows = std::min(kPanelRows, p - P * kPanelRows);
+        const Index begin = panel_offset(f, P), rows = std::min(kPanelRows, p - P * kPanelRows);
         for (Index j = 0; j < q; ++j)
           for (Index r = 0; r < rows; ++r) {
             const Complex c = C[(P * kPanelRows + r) * q + j];
             if (real) {
-              panel[j * kPanelRows + r] = c.real();
-            } else {
-              panel[j * 2 * kPanelRows + r] = c.real();
-              panel[j * 2 * kPanelRows + kPanelRows + r] = c.imag();
+              set(begin + j * kPanelRows + r, c.real());
+            } else if (bfloat16) {  // interleaved: (real, imaginary) pairs
+              set(begin + j * 2 * kPanelRows + 2 * r, c.real());
+              set(begin + j * 2 * kPanelRows + 2 * r + 1, c.imag());
+            } else {  // planes: R real parts, then R imaginary parts
+              set(begin + j * 2 * kPanelRows + r, c.real());
+              set(begin + j * 2 * kPanelRows + kPanelRows + r, c.imag());
             }
           }
       }
     }
   }
 
-  bool empty() const noexcept { return data_.size() == 0; }
+  bool empty() const noexcept { return data_.size() == 0 && bf16_.size() == 0; }
+  bool bfloat16() const noexcept { return bf16_.size() != 0; }
   Index panels() const noexcept { return panels_; }
   bool real_bin(Index f) const noexcept { return real_[std::size_t(f)]; }
   Index panel_offset(Index f, Index P) const noexcept {
     return offsets_[std::size_t(f)] + P * q_ * (real_bin(f) ? 1 : 2) * kPanelRows;
   }
-  const Scalar* panel(Index f, Index P) const noexcept { return data_.data() + panel_offset(f, P); }
+  /// Panel P of bin f: Element is Scalar, or Eigen::bfloat16 when bfloat16().
+  template <class Element>
+  const Element* panel(Index f, Index P) const noexcept {
+    if constexpr (std::is_same_v<Element, Eigen::bfloat16>) {
+      return bf16_.data() + panel_offset(f, P);
+    } else {
+      return data_.data() + panel_offset(f, P);
+    }
+  }
   /// Bytes one product streams (the packed spectra, zero-padded rows included).
-  double bytes() const noexcept { return double(data_.size()) * sizeof(Scalar); }
+  double bytes() const noexcept {
+    return bfloat16() ? double(bf16_.size()) * sizeof(Eigen::bfloat16) : double(data_.size()) * sizeof(Scalar);
+  }
 
  private:
-  Index p_ = 0, q_ = 0, bins_ = 0, panels_ = 0;
+  void set(Index k, Scalar value) {
+    if (bf16_.size() != 0) {
+      bf16_[k] = Eigen::bfloat16(static_cast<float>(value));  // rounds to nearest even
+    } else {
+      data_[k] = value;
+    }
+  }
+
+  Index q_ = 0, bins_ = 0, panels_ = 0;
   std::vector<Index> offsets_;
   std::vector<bool> real_;
-  Eigen::Matrix<Scalar, Eigen::Dynamic, 1> data_;
+  Eigen::Matrix<Scalar, Eigen::Dynamic, 1> data_;           // the panels in Scalar, or empty
+  Eigen::Matrix<Eigen::bfloat16, Eigen::Dynamic, 1> bf16_;  // the panels in bfloat16, or empty
 };
 
 // ---- micro-kernels -------------------------------------------------------------------------------
 // Each computes, for one panel (R rows) and Tn tokens, acc[t][0..R) = real parts and
 // acc[t][R..2R) = imaginary parts of sum_j C(r, j) x(j, t); x(j, t) is the interleaved complex at
-// x + t*ldx + 2*j (ldx in scalars).
+// x + t*ldx + 2*j (ldx in scalars). The panel's Element is Scalar or Eigen::bfloat16.
+
+/// A stored panel value as Scalar (bfloat16 widens through float, exactly).
+template <class Scalar, class Element>
+inline Scalar widen(Element value) {
+  if constexpr (std::is_same_v<Element, Eigen::bfloat16>) {
+    return static_cast<Scalar>(static_cast<float>(value));
+  } else {
+    return value;
+  }
+}
+
+/// Column j of a complex panel as R real and R imaginary parts, for either layout.
+template <class Scalar, class Element>
+inline void complex_column(const Element* C, Eigen::Index j, Scalar* cr, Scalar* ci) {
+  constexpr Eigen::Index R = kPanelRows;
+  const Element* column = C + j * 2 * R;
+  for (Eigen::Index r = 0; r < R; ++r) {
+    if constexpr (std::is_same_v<Element, Eigen::bfloat16>) {
+      cr[r] = widen<Scalar>(column[2 * r]);
+      ci[r] = widen<Scalar>(column[2 * r + 1]);
+    } else {
+      cr[r] = column[r];
+      ci[r] = column[R + r];
+    }
+  }
+}
 
 /// Portable: plain loops over the R rows that compilers vectorise.
-template <class Scalar, int Tn>
-inline void complex_tile_portable(const Scalar* C, Eigen::Index q, const Scalar* x, Eigen::Index ldx,
+template <class Scalar, int Tn, class Element>
+inline void complex_tile_portable(const Element* C, Eigen::Index q, const Scalar* x, Eigen::Index ldx,
                                   Scalar* acc) {
   constexpr Eigen::Index R = kPanelRows;
   std::fill(acc, acc + Tn * 2 * R, Scalar(0));
+  Scalar cr[R], ci[R];
   for (Eigen::Index j = 0; j < q; ++j) {
-    const Scalar* cr = C + j * 2 * R;
-    const Scalar* ci = cr + R;
+    complex_column(C, j, cr, ci);
     for (int t = 0; t < Tn; ++t) {
       const Scalar xr = x[t * ldx + 2 * j], xi = x[t * ldx + 2 * j + 1];
       Scalar* yr = acc + t * 2 * R;
@@ -149,12 +208,13 @@ inline void complex_tile_portable(const Scalar* C, Eigen::Index q, const Scalar*
 }
 
 /// Portable, real bin: only real parts (x(j, t) is real there too).
-template <class Scalar, int Tn>
-inline void real_tile_portable(const Scalar* C, Eigen::Index q, const Scalar* x, Eigen::Index ldx, Scalar* acc) {
+template <class Scalar, int Tn, class Element>
+inline void real_tile_portable(const Element* C, Eigen::Index q, const Scalar* x, Eigen::Index ldx, Scalar* acc) {
   constexpr Eigen::Index R = kPanelRows;
   std::fill(acc, acc + Tn * 2 * R, Scalar(0));
+  Scalar c[R];
   for (Eigen::Index j = 0; j < q; ++j) {
-    const Scalar* c = C + j * R;
+    for (Eigen::Index r = 0; r < R; ++r) c[r] = widen<Scalar>(C[j * R + r]);
     for (int t = 0; t < Tn; ++t) {
       const Scalar xr = x[t * ldx + 2 * j];
       Scalar* yr = acc + t * 2 * R;
@@ -164,21 +224,44 @@ inline void real_tile_portable(const Scalar* C, Eigen::Index q, const Scalar* x,
 }
 
 #ifdef FFTMAT_HAVE_AVX2_KERNELS
-/// Software prefetch distance of the one-token kernel, in 64-byte lines (columns of a panel).
-inline constexpr Eigen::Index kPrefetchLines = FFTMAT_PREFETCH_LINES;
+/// Software prefetch distance of the one-token kernels, in bytes of the panel stream.
+inline constexpr Eigen::Index kPrefetchBytes = FFTMAT_PREFETCH_LINES * 64;
+
+/// Column j of a complex panel: its R real parts and R imaginary parts as floats.
+inline void load_complex_column(const float* C, Eigen::Index j, __m256& cr, __m256& ci) {
+  cr = _mm256_loadu_ps(C + j * 16);
+  ci = _mm256_loadu_ps(C + j * 16 + 8);
+}
+inline void load_complex_column(const Eigen::bfloat16* C, Eigen::Index j, __m256& cr, __m256& ci) {
+  const __m256i pairs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(C + j * 16));
+  cr = _mm256_castsi256_ps(_mm256_slli_epi32(pairs, 16));
+  ci = _mm256_castsi256_ps(_mm256_and_si256(pairs, _mm256_set1_epi32(static_cast<int>(0xFFFF0000u))));
+}
+/// Column j of a real panel as floats.
+inline __m256 load_real_column(const float* C, Eigen::Index j) { return _mm256_loadu_ps(C + j * 8); }
+inline __m256 load_real_column(const Eigen::bfloat16* C, Eigen::Index j) {
+  const __m128i values = _mm_loadu_si128(reinterpret_cast<const __m128i*>(C + j * 8));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(values), 16));
+}
+
+/// Asks for the panel bytes kPrefetchBytes ahead of complex column j: one sequential stream per
+/// core does not keep enough misses in flight to saturate memory.
+template <class Element>
+inline void prefetch_ahead(const Element* C, Eigen::Index j) {
+  _mm_prefetch(reinterpret_cast<const char*>(C + j * 2 * kPanelRows) + kPrefetchBytes, _MM_HINT_T0);
+}
 
 /// AVX2: one __m256 per plane of the panel; 4 FMAs per (column, token).
-template <int Tn>
-inline void complex_tile_avx2(const float* C, Eigen::Index q, const float* x, Eigen::Index ldx, float* acc) {
+template <int Tn, class Element>
+inline void complex_tile_avx2(const Element* C, Eigen::Index q, const float* x, Eigen::Index ldx, float* acc) {
   if constexpr (Tn == 1) {
     // One token: a GEMV, bound by streaming C. Four independent accumulators keep the FMA latency
     // (4-5 cycles) off the critical path; the cr*xr - ci*xi subtraction happens once at the end.
     __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps(), c = _mm256_setzero_ps(), d = _mm256_setzero_ps();
     for (Eigen::Index j = 0; j < q; ++j) {
-      // One 64-byte line of C per column: ask for the line kPrefetchLines ahead, since one
-      // sequential stream per core does not keep enough misses in flight to saturate memory.
-      _mm_prefetch(reinterpret_cast<const char*>(C + (j + kPrefetchLines) * 16), _MM_HINT_T0);
-      const __m256 cr = _mm256_loadu_ps(C + j * 16), ci = _mm256_loadu_ps(C + j * 16 + 8);
+      prefetch_ahead(C, j);
+      __m256 cr, ci;
+      load_complex_column(C, j, cr, ci);
       const __m256 xr = _mm256_broadcast_ss(x + 2 * j), xi = _mm256_broadcast_ss(x + 2 * j + 1);
       a = _mm256_fmadd_ps(cr, xr, a);
       b = _mm256_fmadd_ps(ci, xi, b);
@@ -197,7 +280,8 @@ inline void complex_tile_avx2(const float* C, Eigen::Index q, const float* x, Ei
     const float *x2 = Tn > 2 ? x + 2 * ldx : x, *x3 = Tn > 3 ? x + 3 * ldx : x;
     const float *x4 = Tn > 4 ? x + 4 * ldx : x, *x5 = Tn > 5 ? x + 5 * ldx : x;
     for (Eigen::Index j = 0; j < q; ++j) {
-      const __m256 cr = _mm256_loadu_ps(C + j * 16), ci = _mm256_loadu_ps(C + j * 16 + 8);
+      __m256 cr, ci;
+      load_complex_column(C, j, cr, ci);
       const auto step = [&](const float* xt, __m256& yr, __m256& yi) {
         const __m256 xr = _mm256_broadcast_ss(xt + 2 * j), xi = _mm256_broadcast_ss(xt + 2 * j + 1);
         yr = _mm256_fmadd_ps(cr, xr, yr);
@@ -220,20 +304,20 @@ inline void complex_tile_avx2(const float* C, Eigen::Index q, const float* x, Ei
   }
 }
 
-template <int Tn>
-inline void real_tile_avx2(const float* C, Eigen::Index q, const float* x, Eigen::Index ldx, float* acc) {
+template <int Tn, class Element>
+inline void real_tile_avx2(const Element* C, Eigen::Index q, const float* x, Eigen::Index ldx, float* acc) {
   __m256 y[Tn], y2[Tn];
   for (int t = 0; t < Tn; ++t) y[t] = y2[t] = _mm256_setzero_ps();
   Eigen::Index j = 0;
   for (; j + 1 < q; j += 2) {  // two accumulators per token against the FMA latency
-    const __m256 c0 = _mm256_loadu_ps(C + j * 8), c1 = _mm256_loadu_ps(C + j * 8 + 8);
+    const __m256 c0 = load_real_column(C, j), c1 = load_real_column(C, j + 1);
     for (int t = 0; t < Tn; ++t) {
       y[t] = _mm256_fmadd_ps(c0, _mm256_broadcast_ss(x + t * ldx + 2 * j), y[t]);
       y2[t] = _mm256_fmadd_ps(c1, _mm256_broadcast_ss(x + t * ldx + 2 * j + 2), y2[t]);
     }
   }
   for (; j < q; ++j) {
-    const __m256 c0 = _mm256_loadu_ps(C + j * 8);
+    const __m256 c0 = load_real_column(C, j);
     for (int t = 0; t < Tn; ++t) y[t] = _mm256_fmadd_ps(c0, _mm256_broadcast_ss(x + t * ldx + 2 * j), y[t]);
   }
   for (int t = 0; t < Tn; ++t) {
@@ -241,25 +325,25 @@ inline void real_tile_avx2(const float* C, Eigen::Index q, const float* x, Eigen
     _mm256_storeu_ps(acc + t * 16 + 8, _mm256_setzero_ps());
   }
 }
-#endif
 
-#ifdef FFTMAT_HAVE_AVX2_KERNELS
 /// One token, two complex panels at once (see one_token_pair): two sequential streams keep more
 /// cache misses in flight than one (measured on the reference machine: 8.8 against 7.3 GB/s on one
 /// core), which matters because the one-token product is bound by reading the spectra.
-inline void complex_pair_avx2(const float* C1, const float* x1, const float* C2, const float* x2, Eigen::Index q,
+template <class Element>
+inline void complex_pair_avx2(const Element* C1, const float* x1, const Element* C2, const float* x2, Eigen::Index q,
                               float* acc1, float* acc2) {
   __m256 a1 = _mm256_setzero_ps(), b1 = a1, c1 = a1, d1 = a1, a2 = a1, b2 = a1, c2 = a1, d2 = a1;
   for (Eigen::Index j = 0; j < q; ++j) {
-    _mm_prefetch(reinterpret_cast<const char*>(C1 + (j + kPrefetchLines) * 16), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(C2 + (j + kPrefetchLines) * 16), _MM_HINT_T0);
-    const __m256 cr1 = _mm256_loadu_ps(C1 + j * 16), ci1 = _mm256_loadu_ps(C1 + j * 16 + 8);
+    prefetch_ahead(C1, j);
+    prefetch_ahead(C2, j);
+    __m256 cr1, ci1, cr2, ci2;
+    load_complex_column(C1, j, cr1, ci1);
     const __m256 xr1 = _mm256_broadcast_ss(x1 + 2 * j), xi1 = _mm256_broadcast_ss(x1 + 2 * j + 1);
     a1 = _mm256_fmadd_ps(cr1, xr1, a1);
     b1 = _mm256_fmadd_ps(ci1, xi1, b1);
     c1 = _mm256_fmadd_ps(cr1, xi1, c1);
     d1 = _mm256_fmadd_ps(ci1, xr1, d1);
-    const __m256 cr2 = _mm256_loadu_ps(C2 + j * 16), ci2 = _mm256_loadu_ps(C2 + j * 16 + 8);
+    load_complex_column(C2, j, cr2, ci2);
     const __m256 xr2 = _mm256_broadcast_ss(x2 + 2 * j), xi2 = _mm256_broadcast_ss(x2 + 2 * j + 1);
     a2 = _mm256_fmadd_ps(cr2, xr2, a2);
     b2 = _mm256_fmadd_ps(ci2, xi2, b2);
@@ -273,10 +357,20 @@ inline void complex_pair_avx2(const float* C1, const float* x1, const float* C2,
 }
 #endif
 
-template <class Scalar, int Tn>
-inline void tile(bool real, const Scalar* C, Eigen::Index q, const Scalar* x, Eigen::Index ldx, Scalar* acc) {
+/// Whether the AVX2 kernels serve Scalar sums over panels of Element.
+template <class Scalar, class Element>
+inline constexpr bool kAvx2Kernels = false;
 #ifdef FFTMAT_HAVE_AVX2_KERNELS
-  if constexpr (std::is_same_v<Scalar, float>) {
+template <>
+inline constexpr bool kAvx2Kernels<float, float> = true;
+template <>
+inline constexpr bool kAvx2Kernels<float, Eigen::bfloat16> = true;
+#endif
+
+template <class Scalar, int Tn, class Element>
+inline void tile(bool real, const Element* C, Eigen::Index q, const Scalar* x, Eigen::Index ldx, Scalar* acc) {
+#ifdef FFTMAT_HAVE_AVX2_KERNELS
+  if constexpr (kAvx2Kernels<Scalar, Element>) {
     if (real) {
       real_tile_avx2<Tn>(C, q, x, ldx, acc);
     } else {
@@ -292,17 +386,20 @@ inline void tile(bool real, const Scalar* C, Eigen::Index q, const Scalar* x, Ei
   }
 }
 
-/// One panel of one bin for all T tokens:
-///   Y(row0 + r, t) = sum_j C(row0 + r, j) X(j, t)   for r < rows (<= kPanelRows),
-/// X(j, t) at x[t*ldx + j] (complex), Y(i, t) at y[t*ldy + i*ldy_row] (complex): the output is
-/// written in the block-major layout the inverse FFT prefers (bins of one block contiguous).
+/// Writes the sums of one panel (acc: R real parts, then R imaginary parts) to the rows y[0],
+/// y[ld], ... of a block-major output spectrum.
 template <class Scalar>
-void panel_product(const PackedSpectra<Scalar>& packed, Eigen::Index f, Eigen::Index P, Eigen::Index q,
-                   const std::complex<Scalar>* x, Eigen::Index ldx, Eigen::Index T, std::complex<Scalar>* y,
-                   Eigen::Index ldy, Eigen::Index ldy_row, Eigen::Index rows) {
-  constexpr Eigen::Index R = kPanelRows;
-  alignas(64) Scalar acc[kTokenTile * 2 * R];
-  const Scalar* C = packed.panel(f, P);
+inline void store_panel(const Scalar* acc, Eigen::Index rows, std::complex<Scalar>* y, Eigen::Index ld) {
+  for (Eigen::Index r = 0; r < rows; ++r) y[r * ld] = std::complex<Scalar>(acc[r], acc[kPanelRows + r]);
+}
+
+/// panel_product for panels stored as Element.
+template <class Element, class Scalar>
+void panel_product_of(const PackedSpectra<Scalar>& packed, Eigen::Index f, Eigen::Index P, Eigen::Index q,
+                      const std::complex<Scalar>* x, Eigen::Index ldx, Eigen::Index T, std::complex<Scalar>* y,
+                      Eigen::Index ldy, Eigen::Index ldy_row, Eigen::Index rows) {
+  alignas(64) Scalar acc[kTokenTile * 2 * kPanelRows];
+  const Element* C = packed.template panel<Element>(f, P);
   const bool real = packed.real_bin(f);
   const Scalar* xs = reinterpret_cast<const Scalar*>(x);
   const Eigen::Index ldxs = 2 * ldx;
@@ -318,12 +415,47 @@ void panel_product(const PackedSpectra<Scalar>& packed, Eigen::Index f, Eigen::I
       default: tile<Scalar, 6>(real, C, q, xt, ldxs, acc); break;
     }
     static_assert(kTokenTile == 6, "the switch above covers tiles of 1..6 tokens");
-    for (Eigen::Index t = 0; t < tn; ++t) {
-      std::complex<Scalar>* yt = y + (t0 + t) * ldy;
-      const Scalar* a = acc + t * 2 * R;
-      for (Eigen::Index r = 0; r < rows; ++r) yt[r * ldy_row] = std::complex<Scalar>(a[r], a[R + r]);
+    for (Eigen::Index t = 0; t < tn; ++t) store_panel(acc + t * 2 * kPanelRows, rows, y + (t0 + t) * ldy, ldy_row);
+  }
+}
+
+/// One panel of one bin for all T tokens:
+///   Y(row0 + r, t) = sum_j C(row0 + r, j) X(j, t)   for r < rows (<= kPanelRows),
+/// X(j, t) at x[t*ldx + j] (complex), Y(i, t) at y[t*ldy + i*ldy_row] (complex): the output is
+/// written in the block-major layout the inverse FFT prefers (bins of one block contiguous).
+template <class Scalar>
+void panel_product(const PackedSpectra<Scalar>& packed, Eigen::Index f, Eigen::Index P, Eigen::Index q,
+                   const std::complex<Scalar>* x, Eigen::Index ldx, Eigen::Index T, std::complex<Scalar>* y,
+                   Eigen::Index ldy, Eigen::Index ldy_row, Eigen::Index rows) {
+  if (packed.bfloat16()) {
+    panel_product_of<Eigen::bfloat16>(packed, f, P, q, x, ldx, T, y, ldy, ldy_row, rows);
+  } else {
+    panel_product_of<Scalar>(packed, f, P, q, x, ldx, T, y, ldy, ldy_row, rows);
+  }
+}
+
+/// one_token_pair for panels stored as Element.
+template <class Element, class Scalar>
+void one_token_pair_of(const PackedSpectra<Scalar>& packed, Eigen::Index f1, Eigen::Index P1, Eigen::Index f2,
+                       Eigen::Index P2, Eigen::Index p, Eigen::Index q, const std::complex<Scalar>* x,
+                       std::complex<Scalar>* y, Eigen::Index bins) {
+  constexpr Eigen::Index R = kPanelRows;
+  const auto rows = [&](Eigen::Index P) { return std::min(R, p - P * R); };
+#ifdef FFTMAT_HAVE_AVX2_KERNELS
+  if constexpr (kAvx2Kernels<Scalar, Element>) {
+    if (!packed.real_bin(f1) && !packed.real_bin(f2)) {
+      alignas(32) float acc[2][2 * R];
+      complex_pair_avx2(packed.template panel<Element>(f1, P1), reinterpret_cast<const float*>(x + f1 * q),
+                        packed.template panel<Element>(f2, P2), reinterpret_cast<const float*>(x + f2 * q), q, acc[0],
+                        acc[1]);
+      store_panel(acc[0], rows(P1), y + P1 * R * bins + f1, bins);
+      store_panel(acc[1], rows(P2), y + P2 * R * bins + f2, bins);
+      return;
     }
   }
+#endif
+  panel_product_of<Element>(packed, f1, P1, q, x + f1 * q, 0, 1, y + P1 * R * bins + f1, 0, bins, rows(P1));
+  panel_product_of<Element>(packed, f2, P2, q, x + f2 * q, 0, 1, y + P2 * R * bins + f2, 0, bins, rows(P2));
 }
 
 /// One token (T = 1), two (bin, panel) work items at once -- on AVX2 two interleaved streams of
@@ -333,28 +465,11 @@ template <class Scalar>
 void one_token_pair(const PackedSpectra<Scalar>& packed, Eigen::Index f1, Eigen::Index P1, Eigen::Index f2,
                     Eigen::Index P2, Eigen::Index p, Eigen::Index q, const std::complex<Scalar>* x,
                     std::complex<Scalar>* y, Eigen::Index bins) {
-  constexpr Eigen::Index R = kPanelRows;
-  const auto rows = [&](Eigen::Index P) { return std::min(R, p - P * R); };
-  const auto single = [&](Eigen::Index f, Eigen::Index P) {
-    panel_product(packed, f, P, q, x + f * q, 0, 1, y + P * R * bins + f, 0, bins, rows(P));
-  };
-#ifdef FFTMAT_HAVE_AVX2_KERNELS
-  if constexpr (std::is_same_v<Scalar, float>) {
-    if (!packed.real_bin(f1) && !packed.real_bin(f2)) {
-      alignas(32) float acc[2][2 * R];
-      complex_pair_avx2(packed.panel(f1, P1), reinterpret_cast<const float*>(x + f1 * q), packed.panel(f2, P2),
-                        reinterpret_cast<const float*>(x + f2 * q), q, acc[0], acc[1]);
-      const Eigen::Index fs[2] = {f1, f2}, Ps[2] = {P1, P2};
-      for (int k = 0; k < 2; ++k) {
-        std::complex<float>* out = y + Ps[k] * R * bins + fs[k];
-        for (Eigen::Index r = 0; r < rows(Ps[k]); ++r) out[r * bins] = std::complex<float>(acc[k][r], acc[k][R + r]);
-      }
-      return;
-    }
+  if (packed.bfloat16()) {
+    one_token_pair_of<Eigen::bfloat16>(packed, f1, P1, f2, P2, p, q, x, y, bins);
+  } else {
+    one_token_pair_of<Scalar>(packed, f1, P1, f2, P2, p, q, x, y, bins);
   }
-#endif
-  single(f1, P1);
-  single(f2, P2);
 }
 
 }  // namespace fftmat::detail

@@ -26,8 +26,8 @@ inline int max_threads() noexcept {
 /// FFTMAT_PARALLEL_MIN_FLOPS overrides it, read once). A fork/join costs a few microseconds on an
 /// idle machine, so 1e6 flops (~50 us of one core) repays it. When the cores are oversubscribed a
 /// woken team thread may wait a whole scheduler time slice before it runs: on the 2-core reference
-/// machine under a load average of 6-10 every parallel region cost ~5 ms, and the benchmarks in
-/// docs/benchmarks.md were taken with FFTMAT_PARALLEL_MIN_FLOPS=3e7 for that reason.
+/// machine under a load average of 6-10 every parallel region cost ~5 ms, and a higher threshold
+/// (e.g. 3e7) is the remedy there (docs/benchmarks.md).
 inline constexpr double kParallelFlopThreshold = 1e6;  ///< the default (examples/llama uses it too)
 
 inline double parallel_flop_threshold() noexcept {
