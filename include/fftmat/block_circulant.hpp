@@ -219,7 +219,7 @@ class BlockCirculant {
   }
 
   void check_bfloat16_range() const {
-    // Values that round to bfloat16's largest finite value are fine; beyond it they would be inf.
+    // Anything beyond bfloat16's largest finite value could round to infinity: refused.
     const double limit = double(static_cast<float>(Eigen::NumTraits<Eigen::bfloat16>::highest()));
     for (Index k = 0; k < spectra_.size(); ++k) {
       const double largest = std::max(std::abs(double(spectra_[k].real())), std::abs(double(spectra_[k].imag())));
