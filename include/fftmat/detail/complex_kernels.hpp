@@ -24,8 +24,8 @@
 // its R rows side by side: read as R 32-bit lanes, each lane's high half is already the float
 // pattern of the imaginary part (mask off the low half) and its low half shifted up is the real
 // part -- two integer instructions widen 16 values. (Converting planar binary16 with F16C, or
-// planar bfloat16 by zero extension, measured 1.4x slower per column on the reference machine's
-// Zen 1 cores, enough to make the one-token product compute-bound.)
+// planar bfloat16 by zero extension, measured 1.4x slower per column than this layout on the
+// reference machine's Zen 1 cores, enough to make the one-token product compute-bound.)
 //
 // Register blocking follows the GotoBLAS/BLIS micro-kernel idea (Goto & van de Geijn, ACM TOMS 34,
 // 2008; Van Zee & van de Geijn, ACM TOMS 41, 2015): a panel of R rows stays in L1 while a tile of up
