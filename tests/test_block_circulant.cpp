@@ -3,6 +3,10 @@
 
 #include <vector>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include "reference.hpp"
 #include "shapes.hpp"
 
@@ -20,6 +24,36 @@ BlockCirculant<Scalar> make(const Shape& s, const Eigen::VectorXd& params, Paddi
 }
 
 Index padded_params(const Shape& s) { return ((s.m + s.b - 1) / s.b) * ((s.n + s.b - 1) / s.b) * s.b; }
+
+// bfloat16 keeps 8 significant bits: each stored spectrum value is off by at most 2^-9 relative,
+// so a product's relative error is of order 2^-9 / sqrt(3) ~ 1e-3 for random data. The lower
+// bounds show that the rounded copy, not the full-precision spectra, was used.
+constexpr double kBfloat16Tolerance = 5e-3;
+constexpr double kBfloat16RoundingVisible = 1e-4;
+
+/// Sets the OpenMP team size of the library's parallel regions for one scope (no-op without OpenMP).
+class ScopedThreadCount {
+ public:
+  explicit ScopedThreadCount(int threads) {
+#ifdef _OPENMP
+    omp_set_num_threads(threads);
+#else
+    (void)threads;
+#endif
+  }
+  ScopedThreadCount(const ScopedThreadCount&) = delete;
+  ScopedThreadCount& operator=(const ScopedThreadCount&) = delete;
+  ~ScopedThreadCount() {
+#ifdef _OPENMP
+    omp_set_num_threads(previous_);
+#endif
+  }
+
+ private:
+#ifdef _OPENMP
+  int previous_ = omp_get_max_threads();
+#endif
+};
 
 }  // namespace
 
@@ -69,6 +103,40 @@ TEST_CASE_TEMPLATE("zero padding is explicit and equals the cropped padded matri
           test::tolerance<Scalar>());
     CHECK(test::relative_error(A.apply_transpose(Xt.cast<Scalar>()).template cast<double>(),
                                dense.transpose() * Xt) < test::tolerance<Scalar>());
+  }
+}
+
+TEST_CASE_TEMPLATE("one-token products shared by a team of threads match the dense definition", Scalar, float,
+                   double) {
+  // One token runs the forward FFT, the products and the inverse FFT in one parallel region, each
+  // thread taking a share of blocks and panels. These shapes are above the default parallel
+  // threshold (4mn/b > 1e6 flops) yet cheap to check densely (small b); they cover zero padding of
+  // both dimensions, odd and even b, odd panel counts, and fewer input blocks than one share per
+  // thread (n = 14, b = 2: 7 blocks). Team sizes 1-3 (3 oversubscribes a 2-core machine).
+  const std::vector<Shape> shapes = {{1030, 1027, 4}, {1283, 1021, 5}, {40000, 14, 2}};
+  unsigned seed = 700;
+  for (const Shape& s : shapes) {
+    CAPTURE(s.m);
+    CAPTURE(s.n);
+    CAPTURE(s.b);
+    const Eigen::VectorXd params = test::gaussian_vector(padded_params(s), seed++);
+    const Eigen::MatrixXd dense = test::dense_block_circulant(s.m, s.n, s.b, params);
+    const Eigen::MatrixXd X = test::gaussian(s.n, 1, seed++);
+    const Eigen::VectorXd expected = dense * X;
+    for (const SpectrumPrecision precision : {SpectrumPrecision::full, SpectrumPrecision::bfloat16}) {
+      const BlockCirculant<Scalar> A(s.m, s.n, s.b, params.cast<Scalar>(), Padding::zero, precision);
+      const double tolerance = precision == SpectrumPrecision::full ? test::tolerance<Scalar>() : kBfloat16Tolerance;
+      for (const int threads : {1, 2, 3}) {
+        CAPTURE(threads);
+        const ScopedThreadCount team(threads);
+        CHECK(test::relative_error(A.apply(X.cast<Scalar>()).template cast<double>(), expected) < tolerance);
+        InputSpectrum<Scalar> spectrum;
+        A.transform_input(X.cast<Scalar>(), spectrum);
+        typename BlockCirculant<Scalar>::Matrix Y(s.m, 1);
+        A.apply_transformed(spectrum, Y);
+        CHECK(test::relative_error(Y.template cast<double>(), expected) < tolerance);
+      }
+    }
   }
 }
 
@@ -150,12 +218,6 @@ TEST_CASE_TEMPLATE("copies and moves keep working independently", Scalar, float,
   CHECK(test::relative_error(moved.apply(X.cast<Scalar>()).template cast<double>(), expected) <
         test::tolerance<Scalar>());
 }
-
-// bfloat16 keeps 8 significant bits: each stored spectrum value is off by at most 2^-9 relative,
-// so a product's relative error is of order 2^-9 / sqrt(3) ~ 1e-3 for random data. The lower
-// bounds show that the rounded copy, not the full-precision spectra, was used.
-constexpr double kBfloat16Tolerance = 5e-3;
-constexpr double kBfloat16RoundingVisible = 1e-4;
 
 TEST_CASE_TEMPLATE("bfloat16 spectra: apply matches the dense definition to bfloat16 accuracy", Scalar, float,
                    double) {

@@ -24,6 +24,7 @@
 #include <Eigen/Core>
 
 #include <algorithm>
+#include <cassert>
 #include <cmath>
 #include <complex>
 #include <type_traits>
@@ -51,9 +52,7 @@ class BlockFft {
         block_size_(block_size),
         blocks_((dim + block_size - 1) / block_size),
         layout_(layout),
-        fft_(static_cast<int>(block_size), static_cast<int>(blocks_), static_cast<int>(block_size),
-             layout == SpectrumLayout::token_major ? static_cast<int>(blocks_) : 1,
-             layout == SpectrumLayout::token_major ? 1 : static_cast<int>(block_size / 2 + 1)) {}
+        fft_(batch(blocks_)) {}
 
   Index dim() const noexcept { return dim_; }
   Index blocks() const noexcept { return blocks_; }
@@ -63,27 +62,15 @@ class BlockFft {
   Index token_stride() const noexcept { return round_up_to_simd(bins() * blocks_); }
   /// Real scratch per thread for staging one token (zero padding, type conversion).
   Index staging_stride() const noexcept { return round_up_to_simd(blocks_ * block_size_); }
-  bool padded() const noexcept { return blocks_ * block_size_ != dim_; }
 
   /// Half spectra of the T columns of X (dim x T, column stride ld) into `spectrum`
   /// (T * token_stride() values, aligned). `staging`: staging_stride() values per thread, aligned.
   template <class InScalar>
   void forward(const InScalar* X, Index ld, Index T, Complex* spectrum, Scalar* staging) const {
-    const bool stage = !std::is_same_v<InScalar, Scalar> || padded();
     const FftwPlan<Scalar>* aligned_plan = fft_.plan(true, Direction::forward);
     parallel_for(T, flops_per_token(), [&](Index t, int thread) {
-      const InScalar* column = X + t * ld;
-      const Scalar* source;
-      if (stage) {
-        Scalar* staged = staging + thread * staging_stride();
-        std::transform(column, column + dim_, staged, [](InScalar v) { return static_cast<Scalar>(v); });
-        std::fill(staged + dim_, staged + blocks_ * block_size_, Scalar(0));
-        source = staged;
-      } else {
-        source = reinterpret_cast<const Scalar*>(column);  // InScalar == Scalar here
-      }
-      BatchedRealFft<Scalar>::forward(plan_for(source, aligned_plan, Direction::forward), source,
-                                      spectrum + t * token_stride());
+      forward_range(fft_, aligned_plan, X + t * ld, 0, blocks_, spectrum + t * token_stride(),
+                    staging + thread * staging_stride());
     });
   }
 
@@ -92,17 +79,27 @@ class BlockFft {
   void inverse(Complex* spectrum, Index T, Scalar* Y, Index ld, Scalar* staging) const {
     const FftwPlan<Scalar>* aligned_plan = fft_.plan(true, Direction::inverse);
     parallel_for(T, flops_per_token(), [&](Index t, int thread) {
-      Scalar* column = Y + t * ld;
-      Complex* token_spectrum = spectrum + t * token_stride();
-      if (padded()) {
-        Scalar* staged = staging + thread * staging_stride();
-        BatchedRealFft<Scalar>::inverse(aligned_plan, token_spectrum, staged);
-        std::copy(staged, staged + dim_, column);
-      } else {
-        BatchedRealFft<Scalar>::inverse(plan_for(column, aligned_plan, Direction::inverse), token_spectrum,
-                                        column);
-      }
+      inverse_range(fft_, aligned_plan, spectrum + t * token_stride(), 0, blocks_, Y + t * ld,
+                    staging + thread * staging_stride());
     });
+  }
+
+  /// Block ranges of one token (forward_blocks, inverse_blocks) start at multiples of this many
+  /// blocks, so the complex side keeps the 64-byte alignment the plans were made with.
+  static constexpr Index kRangeGranule = 8;
+
+  /// forward() of blocks [first, first + count) of one vector x (dim values) into its spectrum
+  /// (token_stride() values): lets the threads of a team share one token's transforms.
+  /// `staging`: staging_stride() values, aligned.
+  void forward_blocks(const Scalar* x, Index first, Index count, Complex* token_spectrum, Scalar* staging) const {
+    const BatchedRealFft<Scalar> fft = batch(count);
+    forward_range(fft, fft.plan(true, Direction::forward), x, first, count, token_spectrum, staging);
+  }
+
+  /// inverse() of blocks [first, first + count) of one token's spectrum into y (dim values).
+  void inverse_blocks(Complex* token_spectrum, Index first, Index count, Scalar* y, Scalar* staging) const {
+    const BatchedRealFft<Scalar> fft = batch(count);
+    inverse_range(fft, fft.plan(true, Direction::inverse), token_spectrum, first, count, y, staging);
   }
 
   /// Rough flop count of one token's transforms (5 N log2 N / 2 per real FFT of size N).
@@ -111,9 +108,54 @@ class BlockFft {
   }
 
  private:
-  const FftwPlan<Scalar>* plan_for(const Scalar* real, const FftwPlan<Scalar>* aligned_plan,
-                                   Direction direction) const {
-    return BatchedRealFft<Scalar>::is_aligned(real) ? aligned_plan : fft_.plan(false, direction);
+  /// The plan layout for `count` consecutive blocks of one token.
+  BatchedRealFft<Scalar> batch(Index count) const {
+    const bool token_major = layout_ == SpectrumLayout::token_major;
+    return BatchedRealFft<Scalar>(static_cast<int>(block_size_), static_cast<int>(count),
+                                  static_cast<int>(block_size_), token_major ? static_cast<int>(blocks_) : 1,
+                                  token_major ? 1 : static_cast<int>(bins()));
+  }
+  /// Where block `first` of a token's spectrum begins.
+  Index spectrum_offset(Index first) const noexcept {
+    assert(first % kRangeGranule == 0);
+    return layout_ == SpectrumLayout::token_major ? first : first * bins();
+  }
+  /// The plan of `fft` for this real array: `aligned_plan`, or the FFTW_UNALIGNED plan of the layout.
+  static const FftwPlan<Scalar>* plan_for(const BatchedRealFft<Scalar>& fft, const Scalar* real,
+                                          const FftwPlan<Scalar>* aligned_plan, Direction direction) {
+    return BatchedRealFft<Scalar>::is_aligned(real) ? aligned_plan : fft.plan(false, direction);
+  }
+
+  /// Blocks [first, first + count) of x into a token's spectrum; staged (zero padding, type
+  /// conversion) when the range is not whole Scalar blocks of x.
+  template <class InScalar>
+  void forward_range(const BatchedRealFft<Scalar>& fft, const FftwPlan<Scalar>* aligned_plan, const InScalar* x,
+                     Index first, Index count, Complex* token_spectrum, Scalar* staging) const {
+    const Index begin = first * block_size_, end = std::min(dim_, (first + count) * block_size_);
+    const Scalar* source;
+    if (!std::is_same_v<InScalar, Scalar> || end - begin < count * block_size_) {
+      std::transform(x + begin, x + end, staging, [](InScalar v) { return static_cast<Scalar>(v); });
+      std::fill(staging + (end - begin), staging + count * block_size_, Scalar(0));
+      source = staging;
+    } else {
+      source = reinterpret_cast<const Scalar*>(x + begin);  // InScalar == Scalar here
+    }
+    BatchedRealFft<Scalar>::forward(plan_for(fft, source, aligned_plan, Direction::forward), source,
+                                    token_spectrum + spectrum_offset(first));
+  }
+
+  /// Blocks [first, first + count) of a token's spectrum back into y (dim values), through
+  /// `staging` when the last block is cut short by the dimension.
+  void inverse_range(const BatchedRealFft<Scalar>& fft, const FftwPlan<Scalar>* aligned_plan,
+                     Complex* token_spectrum, Index first, Index count, Scalar* y, Scalar* staging) const {
+    const Index begin = first * block_size_, end = std::min(dim_, (first + count) * block_size_);
+    Complex* spectrum = token_spectrum + spectrum_offset(first);
+    if (end - begin < count * block_size_) {
+      BatchedRealFft<Scalar>::inverse(aligned_plan, spectrum, staging);
+      std::copy(staging, staging + (end - begin), y + begin);
+    } else {
+      BatchedRealFft<Scalar>::inverse(plan_for(fft, y + begin, aligned_plan, Direction::inverse), spectrum, y + begin);
+    }
   }
 
   Index dim_ = 0;
