@@ -250,7 +250,7 @@ class BlockCirculant {
     const Index T = X.cols();
     auto workspace = pool_.lease();
     workspace->input_spectrum.resize(static_cast<std::size_t>(T * in.token_stride()));
-    if (T == 1 && op == Op::normal && uses_packed_kernels()) {
+    if (uses_one_token_region(T, op)) {
       workspace->output_spectrum.resize(static_cast<std::size_t>(row_out_fft_.token_stride()));
       Complex* input = workspace->input_spectrum.data();
       const auto forward = [&](const detail::TeamMember& member, Scalar* own_staging) {
@@ -270,6 +270,11 @@ class BlockCirculant {
   /// most of the work; those keep the per-bin Eigen products.
   bool uses_packed_kernels() const noexcept { return block_rows_ >= detail::kPanelRows; }
 
+  /// A x for one token goes through one_token (a single parallel region for all three stages).
+  bool uses_one_token_region(Index T, Op op) const noexcept {
+    return T == 1 && op == Op::normal && uses_packed_kernels();
+  }
+
   /// The transforms of the input and of the output of op (the output layout depends on the kernel).
   const detail::BlockFft<Scalar>& input_fft(Op op) const { return op == Op::normal ? col_fft_ : row_fft_; }
   const detail::BlockFft<Scalar>& output_fft(Op op) const {
@@ -282,7 +287,7 @@ class BlockCirculant {
     const detail::BlockFft<Scalar>& out = output_fft(op);
     workspace.output_spectrum.resize(static_cast<std::size_t>(T * out.token_stride()));
     Complex* output_spectrum = workspace.output_spectrum.data();
-    if (T == 1 && op == Op::normal && uses_packed_kernels()) {
+    if (uses_one_token_region(T, op)) {
       one_token(no_forward_stage, input_spectrum, output_spectrum, Y.data(), staging(workspace));
       return;
     }
