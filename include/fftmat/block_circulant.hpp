@@ -301,11 +301,13 @@ class BlockCirculant {
   /// A x for one token (decode) with the packed kernels. Every stage is small here -- at
   /// 11008x4096, b = 64: rfft 0.011 ms, products 0.08-0.14 ms, irfft 0.026 ms on their own -- and
   /// a fork/join per stage would leave both FFTs on one thread (below the parallel threshold). So
-  /// one parallel region runs all three, with a barrier between stages: each thread transforms a
-  /// share of the input blocks, streams a contiguous share of the packed spectra, then
-  /// inverse-transforms a share of the output blocks. (Giving each thread all bins of its own
-  /// panels would spare the second barrier, but its streams then jump from bin to bin: measured
-  /// 15-20% slower products on the reference machine.)
+  /// one parallel region runs them all: each thread transforms a share of the input blocks; after a
+  /// barrier (every product reads every input block) each streams a contiguous share of the
+  /// panel-major packed spectra and inverse-transforms each panel's R output blocks as soon as
+  /// all bins of the panel are done. So no second barrier waits for the slower thread's products,
+  /// and one thread's irfft overlaps the other's stream. (With bin-major spectra, as before, a
+  /// panel's bins lay far apart: the threads split the products by bin and met at a barrier before
+  /// the irfft.)
   ///
   /// `forward(member, own_staging)` writes the input's spectrum to `input` (each member its share,
   /// then a barrier), or is no_forward_stage when `input` already holds it (apply_transformed).
@@ -314,32 +316,28 @@ class BlockCirculant {
   template <class ForwardStage>
   void one_token(const ForwardStage& forward, const Complex* input, Complex* output, Scalar* y,
                  Scalar* staging) const {
+    static_assert(detail::kPanelRows % detail::BlockFft<Scalar>::kRangeGranule == 0,
+                  "a panel's output blocks must be a range inverse_blocks accepts");
     const Index p = block_rows_, q = block_cols_, panels = packed_.panels(), nbins = bins();
     const Index staging_stride = std::max(row_fft_.staging_stride(), col_fft_.staging_stride());
     const double flops = 8.0 * double(detail::kPanelRows * q * panels * nbins);
     detail::parallel_region(flops, [&](const detail::TeamMember& member) {
       Scalar* own_staging = staging != nullptr ? staging + member.thread * staging_stride : nullptr;
       forward(member, own_staging);
-      // Products: items (bin, panel) in the order of the packed spectra; item k is paired with
-      // item k + half so that two streams are in flight, and each member streams a contiguous
-      // share of the pairs.
-      const Index items = nbins * panels, half = (items + 1) / 2;
-      const auto [first_pair, end_pair] = member.share(half);
-      for (Index k = first_pair; k < end_pair; ++k) {
-        const Index f = k / panels, P = k % panels;
-        if (k + half < items) {
-          const Index k2 = k + half;
-          detail::one_token_pair(packed_, f, P, k2 / panels, k2 % panels, p, q, input, output, nbins);
-        } else {  // odd count: the middle item alone
-          const Index row0 = P * detail::kPanelRows;
-          detail::panel_product(packed_, f, P, q, input + f * q, 0, 1, output + row0 * nbins + f, 0, nbins,
-                                std::min(detail::kPanelRows, p - row0));
-        }
-      }
-      if (y != nullptr) {
-        member.barrier();  // every output block has products from every member
-        const auto [first, end] = member.share(p, row_out_fft_.kRangeGranule);
-        if (end > first) row_out_fft_.inverse_blocks(output, first, end - first, y, own_staging);
+      // This member's panels [first, end), as two halves streamed side by side: panel first + k
+      // with panel first + k + half. Each half is one contiguous stretch of the packed spectra.
+      const auto inverse = [&](Index P) {  // the panel's output blocks, complete now
+        const Index block = P * detail::kPanelRows;
+        row_out_fft_.inverse_blocks(output, block, std::min(detail::kPanelRows, p - block), y, own_staging);
+      };
+      const auto [first, end] = member.share(panels);
+      const Index half = (end - first + 1) / 2;
+      for (Index P1 = first; P1 < first + half; ++P1) {
+        const Index P2 = P1 + half < end ? P1 + half : P1;  // an odd share's last panel goes alone
+        detail::one_token_panels(packed_, P1, P2, p, q, input, output, nbins);
+        if (y == nullptr) continue;
+        inverse(P1);
+        if (P2 != P1) inverse(P2);
       }
     });
   }
@@ -349,14 +347,14 @@ class BlockCirculant {
     const detail::BlockFft<Scalar>& in = input_fft(op);
     const detail::BlockFft<Scalar>& out = output_fft(op);
     if (op == Op::normal && uses_packed_kernels()) {
-      // Work items are (token chunk, bin, panel) triples in that order, split statically into one
+      // Work items are (token chunk, panel, bin) triples in that order, split statically into one
       // contiguous range per thread:
       //  - a panel (R x q, 4 KiB for q = 64) stays in L1 across the token tiles of its chunk;
       //  - a chunk's output spectrum (block-major: all bins of a block together) is sized to stay
       //    in L2 while every bin writes into it -- bin-outermost over all T tokens would touch the
       //    whole output once per bin (T*p*64 B per bin pass, 2.8 MB at T = 256, p = 172) and send
       //    it to memory and back b/2+1 times;
-      //  - for a few tokens there is one chunk, and the split is across (bin, panel): each thread
+      //  - for a few tokens there is one chunk, and the split is across (panel, bin): each thread
       //    streams half of the packed spectra from memory exactly once.
       const Index p = block_rows_, q = block_cols_, panels = packed_.panels();
       const Index ldx = in.token_stride(), ldy = out.token_stride(), nbins = bins();
@@ -368,7 +366,7 @@ class BlockCirculant {
       const Index chunks = (T + chunk - 1) / chunk, per_chunk = nbins * panels;
       detail::parallel_for(chunks * per_chunk, 8.0 * double(detail::kPanelRows * q * std::min(T, chunk)),
                            [&](Index item, int) {
-                             const Index c = item / per_chunk, f = (item % per_chunk) / panels, P = item % panels;
+                             const Index c = item / per_chunk, P = (item % per_chunk) / nbins, f = item % nbins;
                              const Index t0 = c * chunk, row0 = P * detail::kPanelRows;
                              detail::panel_product(packed_, f, P, q, input + t0 * ldx + f * q, ldx,
                                                    std::min(chunk, T - t0), output + t0 * ldy + row0 * nbins + f,

@@ -11,10 +11,13 @@
 // is four plain FMAs on full SIMD vectors (the "4M" real formulation of a complex product), and with
 // rows packed in panels of kPanelRows the kernel reads the spectra strictly sequentially:
 //
-//   complex bin f:  for each panel P (rows P*R .. P*R+R-1, zero-padded past p), for each column j:
-//                   R real parts, then R imaginary parts                       (2*R*q scalars/panel)
-//   real bin f:     (DC, and Nyquist when b is even: the DFT of real data is real there)
-//                   for each panel, for each column j: R real parts            (R*q scalars/panel)
+//   for each panel P (rows P*R .. P*R+R-1, zero-padded past p), for each bin f:
+//     complex bin:  for each column j: R real parts, then R imaginary parts     (2*R*q scalars)
+//     real bin:     (DC, and Nyquist when b is even: the DFT of real data is real there)
+//                   for each column j: R real parts                             (R*q scalars)
+//
+// Panel-major, because a panel's R rows are R whole output blocks: once all bins of a panel are
+// done, those blocks can be inverse-transformed at once, by the thread that streamed them.
 //
 // The real bins hold b real numbers per block in all -- exactly the parameter count, so the T = 1
 // product reads no more bytes than the first columns themselves.
@@ -84,18 +87,18 @@ class PackedSpectra {
   /// From frequency-major spectra: bin f is a row-major p x q matrix at f*p*q. With `bfloat16`,
   /// every value must be within bfloat16's range (BlockCirculant checks).
   void pack(const Complex* spectra, Index block_size, Index p, Index q, bool bfloat16) {
-    q_ = q;
     bins_ = block_size / 2 + 1;
     panels_ = (p + kPanelRows - 1) / kPanelRows;
-    offsets_.assign(static_cast<std::size_t>(bins_ + 1), 0);
+    bin_offsets_.assign(static_cast<std::size_t>(bins_ + 1), 0);
     real_.assign(static_cast<std::size_t>(bins_), false);
     for (Index f = 0; f < bins_; ++f) {
       real_[std::size_t(f)] = f == 0 || 2 * f == block_size;
       const Index planes = real_[std::size_t(f)] ? 1 : 2;
-      offsets_[std::size_t(f + 1)] = offsets_[std::size_t(f)] + panels_ * q * planes * kPanelRows;
+      bin_offsets_[std::size_t(f + 1)] = bin_offsets_[std::size_t(f)] + q * planes * kPanelRows;
     }
-    data_.setZero(bfloat16 ? 0 : offsets_.back());
-    bf16_.setZero(bfloat16 ? offsets_.back() : 0);
+    const Index size = panels_ * bin_offsets_.back();
+    data_.setZero(bfloat16 ? 0 : size);
+    bf16_.setZero(bfloat16 ? size : 0);
     for (Index f = 0; f < bins_; ++f) {
       const bool real = real_[std::size_t(f)];
       const Complex* C = spectra + f * p * q;
@@ -123,7 +126,7 @@ class PackedSpectra {
   Index panels() const noexcept { return panels_; }
   bool real_bin(Index f) const noexcept { return real_[std::size_t(f)]; }
   Index panel_offset(Index f, Index P) const noexcept {
-    return offsets_[std::size_t(f)] + P * q_ * (real_bin(f) ? 1 : 2) * kPanelRows;
+    return P * bin_offsets_.back() + bin_offsets_[std::size_t(f)];
   }
   /// Panel P of bin f: Element is Scalar, or Eigen::bfloat16 when bfloat16().
   template <class Element>
@@ -148,8 +151,8 @@ class PackedSpectra {
     }
   }
 
-  Index q_ = 0, bins_ = 0, panels_ = 0;
-  std::vector<Index> offsets_;
+  Index bins_ = 0, panels_ = 0;
+  std::vector<Index> bin_offsets_;  // where bin f starts within a panel; the last entry: a panel's size
   std::vector<bool> real_;
   Eigen::Matrix<Scalar, Eigen::Dynamic, 1> data_;           // the panels in Scalar, or empty
   Eigen::Matrix<Eigen::bfloat16, Eigen::Dynamic, 1> bf16_;  // the panels in bfloat16, or empty
@@ -326,29 +329,29 @@ inline void real_tile_avx2(const Element* C, Eigen::Index q, const float* x, Eig
   }
 }
 
-/// One token, two complex panels at once (see one_token_pair): two sequential streams keep more
+/// One token, bin f of two panels at once (see one_token_panels): two sequential streams keep more
 /// cache misses in flight than one (measured on the reference machine: 8.8 against 7.3 GB/s on one
-/// core), which matters because the one-token product is bound by reading the spectra.
+/// core), which matters because the one-token product is bound by reading the spectra; the two
+/// panels share the bin's input, so each broadcast serves both.
 template <class Element>
-inline void complex_pair_avx2(const Element* C1, const float* x1, const Element* C2, const float* x2, Eigen::Index q,
-                              float* acc1, float* acc2) {
+inline void complex_two_panels_avx2(const Element* C1, const Element* C2, const float* x, Eigen::Index q,
+                                    float* acc1, float* acc2) {
   __m256 a1 = _mm256_setzero_ps(), b1 = a1, c1 = a1, d1 = a1, a2 = a1, b2 = a1, c2 = a1, d2 = a1;
   for (Eigen::Index j = 0; j < q; ++j) {
     prefetch_ahead(C1, j);
     prefetch_ahead(C2, j);
+    const __m256 xr = _mm256_broadcast_ss(x + 2 * j), xi = _mm256_broadcast_ss(x + 2 * j + 1);
     __m256 cr1, ci1, cr2, ci2;
     load_complex_column(C1, j, cr1, ci1);
-    const __m256 xr1 = _mm256_broadcast_ss(x1 + 2 * j), xi1 = _mm256_broadcast_ss(x1 + 2 * j + 1);
-    a1 = _mm256_fmadd_ps(cr1, xr1, a1);
-    b1 = _mm256_fmadd_ps(ci1, xi1, b1);
-    c1 = _mm256_fmadd_ps(cr1, xi1, c1);
-    d1 = _mm256_fmadd_ps(ci1, xr1, d1);
+    a1 = _mm256_fmadd_ps(cr1, xr, a1);
+    b1 = _mm256_fmadd_ps(ci1, xi, b1);
+    c1 = _mm256_fmadd_ps(cr1, xi, c1);
+    d1 = _mm256_fmadd_ps(ci1, xr, d1);
     load_complex_column(C2, j, cr2, ci2);
-    const __m256 xr2 = _mm256_broadcast_ss(x2 + 2 * j), xi2 = _mm256_broadcast_ss(x2 + 2 * j + 1);
-    a2 = _mm256_fmadd_ps(cr2, xr2, a2);
-    b2 = _mm256_fmadd_ps(ci2, xi2, b2);
-    c2 = _mm256_fmadd_ps(cr2, xi2, c2);
-    d2 = _mm256_fmadd_ps(ci2, xr2, d2);
+    a2 = _mm256_fmadd_ps(cr2, xr, a2);
+    b2 = _mm256_fmadd_ps(ci2, xi, b2);
+    c2 = _mm256_fmadd_ps(cr2, xi, c2);
+    d2 = _mm256_fmadd_ps(ci2, xr, d2);
   }
   _mm256_storeu_ps(acc1, _mm256_sub_ps(a1, b1));
   _mm256_storeu_ps(acc1 + 8, _mm256_add_ps(c1, d1));
@@ -434,41 +437,45 @@ void panel_product(const PackedSpectra<Scalar>& packed, Eigen::Index f, Eigen::I
   }
 }
 
-/// one_token_pair for panels stored as Element.
+/// one_token_panels for panels stored as Element.
 template <class Element, class Scalar>
-void one_token_pair_of(const PackedSpectra<Scalar>& packed, Eigen::Index f1, Eigen::Index P1, Eigen::Index f2,
-                       Eigen::Index P2, Eigen::Index p, Eigen::Index q, const std::complex<Scalar>* x,
-                       std::complex<Scalar>* y, Eigen::Index bins) {
+void one_token_panels_of(const PackedSpectra<Scalar>& packed, Eigen::Index P1, Eigen::Index P2, Eigen::Index p,
+                         Eigen::Index q, const std::complex<Scalar>* x, std::complex<Scalar>* y, Eigen::Index bins) {
   constexpr Eigen::Index R = kPanelRows;
   const auto rows = [&](Eigen::Index P) { return std::min(R, p - P * R); };
+  const auto one_bin = [&](Eigen::Index f, Eigen::Index P) {
+    panel_product_of<Element>(packed, f, P, q, x + f * q, 0, 1, y + P * R * bins + f, 0, bins, rows(P));
+  };
+  const bool two = P2 != P1;
+  for (Eigen::Index f = 0; f < bins; ++f) {
 #ifdef FFTMAT_HAVE_AVX2_KERNELS
-  if constexpr (kAvx2Kernels<Scalar, Element>) {
-    if (!packed.real_bin(f1) && !packed.real_bin(f2)) {
-      alignas(32) float acc[2][2 * R];
-      complex_pair_avx2(packed.template panel<Element>(f1, P1), reinterpret_cast<const float*>(x + f1 * q),
-                        packed.template panel<Element>(f2, P2), reinterpret_cast<const float*>(x + f2 * q), q, acc[0],
-                        acc[1]);
-      store_panel(acc[0], rows(P1), y + P1 * R * bins + f1, bins);
-      store_panel(acc[1], rows(P2), y + P2 * R * bins + f2, bins);
-      return;
+    if constexpr (kAvx2Kernels<Scalar, Element>) {
+      if (two && !packed.real_bin(f)) {
+        alignas(32) float acc[2][2 * R];
+        complex_two_panels_avx2(packed.template panel<Element>(f, P1), packed.template panel<Element>(f, P2),
+                                reinterpret_cast<const float*>(x + f * q), q, acc[0], acc[1]);
+        store_panel(acc[0], rows(P1), y + P1 * R * bins + f, bins);
+        store_panel(acc[1], rows(P2), y + P2 * R * bins + f, bins);
+        continue;
+      }
     }
-  }
 #endif
-  panel_product_of<Element>(packed, f1, P1, q, x + f1 * q, 0, 1, y + P1 * R * bins + f1, 0, bins, rows(P1));
-  panel_product_of<Element>(packed, f2, P2, q, x + f2 * q, 0, 1, y + P2 * R * bins + f2, 0, bins, rows(P2));
+    one_bin(f, P1);
+    if (two) one_bin(f, P2);
+  }
 }
 
-/// One token (T = 1), two (bin, panel) work items at once -- on AVX2 two interleaved streams of
-/// the packed spectra (complex_pair_avx2), otherwise simply one after the other. Item k is
-/// (f_k, P_k); x is the token's input spectrum (token-major), y its block-major output spectrum.
+/// One token (T = 1), all bins of panels P1 and P2 (P1 == P2: of that one panel, once): afterwards
+/// the output blocks of both panels (blocks P*R .. P*R + R - 1 below p) are complete. x is the
+/// token's input spectrum (token-major), y its block-major output spectrum. On AVX2 the two panels
+/// go through complex_two_panels_avx2 together: two streams in flight.
 template <class Scalar>
-void one_token_pair(const PackedSpectra<Scalar>& packed, Eigen::Index f1, Eigen::Index P1, Eigen::Index f2,
-                    Eigen::Index P2, Eigen::Index p, Eigen::Index q, const std::complex<Scalar>* x,
-                    std::complex<Scalar>* y, Eigen::Index bins) {
+void one_token_panels(const PackedSpectra<Scalar>& packed, Eigen::Index P1, Eigen::Index P2, Eigen::Index p,
+                      Eigen::Index q, const std::complex<Scalar>* x, std::complex<Scalar>* y, Eigen::Index bins) {
   if (packed.bfloat16()) {
-    one_token_pair_of<Eigen::bfloat16>(packed, f1, P1, f2, P2, p, q, x, y, bins);
+    one_token_panels_of<Eigen::bfloat16>(packed, P1, P2, p, q, x, y, bins);
   } else {
-    one_token_pair_of<Scalar>(packed, f1, P1, f2, P2, p, q, x, y, bins);
+    one_token_panels_of<Scalar>(packed, P1, P2, p, q, x, y, bins);
   }
 }
 
