@@ -113,8 +113,8 @@ TEST_CASE_TEMPLATE("one-token products shared by a team of threads match the den
   // threshold (4mn/b > 1e6 flops) yet cheap to check densely (small b); they cover zero padding of
   // both dimensions, odd and even b, odd panel counts, and fewer input blocks than one share per
   // thread (n = 14, b = 2: 7 blocks). Each thread streams its panels as two halves side by side,
-  // an odd share's last panel alone: 33, 33 and 27 panels of 8 block rows here, in shares of 1-3
-  // threads (3 oversubscribes a 2-core machine); b = 7 has three complex bins and no Nyquist bin.
+  // an odd share's last panel alone: 33, 33, 27 and 2500 panels of 8 block rows here, in shares of
+  // 1-3 threads (3 oversubscribes a 2-core machine); b = 7 has three complex bins, no Nyquist bin.
   const std::vector<Shape> shapes = {{1030, 1027, 4}, {1283, 1021, 5}, {1500, 1300, 7}, {40000, 14, 2}};
   unsigned seed = 700;
   for (const Shape& s : shapes) {
