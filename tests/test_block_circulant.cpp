@@ -206,19 +206,25 @@ TEST_CASE_TEMPLATE("one input spectrum serves several matrices with the same col
   CHECK_THROWS_AS(up.apply_transformed(spectrum, wrong), invalid_argument);
 }
 
-TEST_CASE_TEMPLATE("copies and moves keep working independently", Scalar, float, double) {
-  const Index m = 16, n = 8, b = 4;
-  const Eigen::VectorXd params = test::gaussian_vector(m * n / b, 31);
-  const Eigen::MatrixXd X = test::gaussian(n, 3, 32);
-  const Eigen::MatrixXd expected = test::dense_block_circulant(m, n, b, params) * X;
-  BlockCirculant<Scalar> original(m, n, b, params.cast<Scalar>());
-  (void)original.apply(X.cast<Scalar>());  // warm the original's workspace pool
-  const BlockCirculant<Scalar> copy = original;
-  const BlockCirculant<Scalar> moved = std::move(original);
-  CHECK(test::relative_error(copy.apply(X.cast<Scalar>()).template cast<double>(), expected) <
-        test::tolerance<Scalar>());
-  CHECK(test::relative_error(moved.apply(X.cast<Scalar>()).template cast<double>(), expected) <
-        test::tolerance<Scalar>());
+TEST_CASE_TEMPLATE("copies, moves and assignments keep working independently", Scalar, float, double) {
+  // 16x8: below the packed kernels' 8 block rows; 2048x1024 at b = 8: packed spectra of 1-2 MiB,
+  // which live in huge-page-aligned storage (detail/huge_page_array.hpp).
+  for (const Shape& s : {Shape{16, 8, 4}, Shape{2048, 1024, 8}}) {
+    CAPTURE(s.m);
+    const Eigen::VectorXd params = test::gaussian_vector(s.m * s.n / s.b, 31);
+    const Eigen::MatrixXd X = test::gaussian(s.n, 3, 32);
+    const Eigen::MatrixXd expected = test::dense_block_circulant(s.m, s.n, s.b, params) * X;
+    BlockCirculant<Scalar> original(s.m, s.n, s.b, params.cast<Scalar>());
+    (void)original.apply(X.cast<Scalar>());  // warm the original's workspace pool
+    const BlockCirculant<Scalar> copy = original;
+    BlockCirculant<Scalar> assigned(8, 8, 8, Eigen::Matrix<Scalar, Eigen::Dynamic, 1>::Ones(8));
+    assigned = copy;
+    const BlockCirculant<Scalar> moved = std::move(original);
+    for (const BlockCirculant<Scalar>* A : std::vector<const BlockCirculant<Scalar>*>{&copy, &assigned, &moved}) {
+      CHECK(test::relative_error(A->apply(X.cast<Scalar>()).template cast<double>(), expected) <
+            test::tolerance<Scalar>());
+    }
+  }
 }
 
 TEST_CASE_TEMPLATE("bfloat16 spectra: apply matches the dense definition to bfloat16 accuracy", Scalar, float,

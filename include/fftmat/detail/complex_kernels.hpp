@@ -41,6 +41,8 @@
 // portable kernel computes the same sums (rounding may differ in the last bits) and serves double,
 // other CPUs, and builds with FFTMAT_PORTABLE_KERNELS (how the tests exercise it for float).
 
+#include <fftmat/detail/huge_page_array.hpp>
+
 #include <Eigen/Core>
 
 #include <algorithm>
@@ -97,8 +99,8 @@ class PackedSpectra {
       bin_offsets_[std::size_t(f + 1)] = bin_offsets_[std::size_t(f)] + q * planes * kPanelRows;
     }
     const Index size = panels_ * bin_offsets_.back();
-    data_.setZero(bfloat16 ? 0 : size);
-    bf16_.setZero(bfloat16 ? size : 0);
+    data_ = HugePageArray<Scalar>(bfloat16 ? 0 : std::size_t(size));
+    bf16_ = HugePageArray<Eigen::bfloat16>(bfloat16 ? std::size_t(size) : 0);
     for (Index f = 0; f < bins_; ++f) {
       const bool real = real_[std::size_t(f)];
       const Complex* C = spectra + f * p * q;
@@ -145,17 +147,17 @@ class PackedSpectra {
  private:
   void set(Index k, Scalar value) {
     if (bf16_.size() != 0) {
-      bf16_[k] = Eigen::bfloat16(static_cast<float>(value));  // rounds to nearest even
+      bf16_[std::size_t(k)] = Eigen::bfloat16(static_cast<float>(value));  // rounds to nearest even
     } else {
-      data_[k] = value;
+      data_[std::size_t(k)] = value;
     }
   }
 
   Index bins_ = 0, panels_ = 0;
   std::vector<Index> bin_offsets_;  // where bin f starts within a panel; the last entry: a panel's size
   std::vector<bool> real_;
-  Eigen::Matrix<Scalar, Eigen::Dynamic, 1> data_;           // the panels in Scalar, or empty
-  Eigen::Matrix<Eigen::bfloat16, Eigen::Dynamic, 1> bf16_;  // the panels in bfloat16, or empty
+  HugePageArray<Scalar> data_;           // the panels in Scalar, or empty
+  HugePageArray<Eigen::bfloat16> bf16_;  // the panels in bfloat16, or empty
 };
 
 // ---- micro-kernels -------------------------------------------------------------------------------
