@@ -82,7 +82,9 @@ class HugePageArray {
     return size_ * sizeof(T) >= kHugePageBytes / 2 ? kHugePageBytes : std::size_t(64);
   }
   /// Whole huge pages for large arrays (the kernel can only map those huge), cache lines otherwise.
-  std::size_t capacity() const noexcept { return (size_ * sizeof(T) + alignment() - 1) / alignment() * alignment(); }
+  std::size_t capacity() const noexcept {
+    return (size_ * sizeof(T) + alignment() - 1) / alignment() * alignment();
+  }
 
   T* data_ = nullptr;
   std::size_t size_ = 0;
