@@ -11,7 +11,8 @@
 #   Any further arguments go to the benchmark binary (e.g. --benchmark_min_time=0.5).
 #
 # Environment: BUILD_DIR (default build-bench), OMP_NUM_THREADS (default: all cores),
-# FFTMAT_BENCH_ROTATE_MB (default 64: weights/inputs rotated over copies this large in total).
+# FFTMAT_BENCH_ROTATE_MB (default: twice the last-level cache, at least 64: weights/inputs rotated
+# over copies this many MiB large in total), FFTMAT_KERNELS (portable, avx2, avx512: force a kernel set).
 # The JSON is written to a temporary file and renamed into place, so an interrupted run never
 # leaves a truncated file. Then: python3 scripts/plot_benchmarks.py [JSON].
 set -euo pipefail
@@ -29,7 +30,7 @@ while [[ $# -gt 0 ]]; do
     --filter) filter="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
     --reps) reps="$2"; shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) extra+=("$1"); shift ;;
   esac
 done

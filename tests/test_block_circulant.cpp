@@ -3,15 +3,13 @@
 
 #include <vector>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 #include "reference.hpp"
+#include "scoped_thread_count.hpp"
 #include "shapes.hpp"
 
 using namespace fftmat;
 using test::Index;
+using test::ScopedThreadCount;
 using test::Shape;
 
 namespace {
@@ -30,30 +28,6 @@ Index padded_params(const Shape& s) { return ((s.m + s.b - 1) / s.b) * ((s.n + s
 // bounds show that the rounded copy, not the full-precision spectra, was used.
 constexpr double kBfloat16Tolerance = 5e-3;
 constexpr double kBfloat16RoundingVisible = 1e-4;
-
-/// Sets the OpenMP team size of the library's parallel regions for one scope (no-op without OpenMP).
-class ScopedThreadCount {
- public:
-  explicit ScopedThreadCount(int threads) {
-#ifdef _OPENMP
-    omp_set_num_threads(threads);
-#else
-    (void)threads;
-#endif
-  }
-  ScopedThreadCount(const ScopedThreadCount&) = delete;
-  ScopedThreadCount& operator=(const ScopedThreadCount&) = delete;
-  ~ScopedThreadCount() {
-#ifdef _OPENMP
-    omp_set_num_threads(previous_);
-#endif
-  }
-
- private:
-#ifdef _OPENMP
-  int previous_ = omp_get_max_threads();
-#endif
-};
 
 }  // namespace
 

@@ -15,9 +15,10 @@
 //   machine/stream_read                 memory read bandwidth (for the cost model's roofline)
 //
 // Every benchmark measures wall time (UseRealTime): the library and the BLAS use threads.
-// Weights and inputs are rotated over enough copies (FFTMAT_BENCH_ROTATE_MB, default 64 MiB, 8x the
-// L3 of the reference machine) that no iteration finds the previous one's weights in cache -- in a
-// real model dozens of other layers run between two calls of the same layer.
+// Weights and inputs are rotated over enough copies (twice the last-level cache read from sysfs, at
+// least 64 MiB; FFTMAT_BENCH_ROTATE_MB overrides) that no iteration finds the previous one's weights
+// in cache -- in a real model dozens of other layers run between two calls of the same layer. The
+// JSON context records the CPU model, the kernel set in use and the sizes.
 //
 // Counters (constant per run unless marked as a rate):
 //   m, n, b, T, params (stored scalars), weight_bytes (bytes of weights one apply reads: 4mn for
@@ -32,6 +33,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <fstream>
 #include <memory>
 #include <random>
 #include <string>
@@ -113,12 +115,65 @@ int threads() {
 #endif
 }
 
+/// The size of the largest (last-level) cache in bytes, from Linux's sysfs; 0 where unreadable.
+double last_level_cache_bytes() {
+  int best_level = 0;
+  double bytes = 0.0;
+  for (int index = 0; index < 16; ++index) {
+    const std::string dir = "/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(index) + "/";
+    std::ifstream level_file(dir + "level"), size_file(dir + "size");
+    int level = 0;
+    std::string size;  // e.g. "2048K", "480M"
+    if (!(level_file >> level) || !(size_file >> size) || level < best_level) continue;
+    const double unit = size.back() == 'K' ? 1024.0 : size.back() == 'M' ? 1024.0 * 1024.0 : 1.0;
+    best_level = level;
+    bytes = std::atof(size.c_str()) * unit;
+  }
+  return bytes;
+}
+
+/// Bytes that the copies of one benchmark's working set add up to: FFTMAT_BENCH_ROTATE_MB if set,
+/// else twice the last-level cache and at least 64 MiB, so that no iteration finds the previous
+/// one's data in any cache, however large.
+double rotation_bytes() {
+  static const double bytes = [] {
+    const double forced_mb = env_double("FFTMAT_BENCH_ROTATE_MB", 0.0);
+    if (forced_mb > 0.0) return forced_mb * 1024.0 * 1024.0;
+    return std::max(64.0 * 1024.0 * 1024.0, 2.0 * last_level_cache_bytes());
+  }();
+  return bytes;
+}
+
 /// How many copies of a working set of `bytes` to rotate over so that the copies together exceed
-/// the rotation budget (so the working set of one iteration is evicted before it is used again).
+/// rotation_bytes() (so the working set of one iteration is evicted before it is used again).
 std::size_t copies_for(double bytes) {
-  const double budget = env_double("FFTMAT_BENCH_ROTATE_MB", 64.0) * 1024.0 * 1024.0;
-  const double copies = std::ceil(budget / std::max(bytes, 1.0));
-  return static_cast<std::size_t>(std::clamp(copies, 1.0, 256.0));
+  const double copies = std::ceil(rotation_bytes() / std::max(bytes, 1.0));
+  return static_cast<std::size_t>(std::clamp(copies, 1.0, 4096.0));
+}
+
+/// "model name" of /proc/cpuinfo (Linux), or "unknown".
+std::string cpu_model() {
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  for (std::string line; std::getline(cpuinfo, line);) {
+    if (line.rfind("model name", 0) == 0 && line.find(':') != std::string::npos) {
+      return line.substr(line.find(':') + 2);
+    }
+  }
+  return "unknown";
+}
+
+/// What every result depends on beyond the benchmark's name: the machine and the kernels.
+void add_machine_context() {
+  benchmark::AddCustomContext("cpu_model", cpu_model());
+  std::string isas;
+  for (const fftmat::KernelIsa isa : {fftmat::KernelIsa::portable, fftmat::KernelIsa::avx2, fftmat::KernelIsa::avx512}) {
+    if (fftmat::kernel_isa_supported(isa)) isas += std::string(isas.empty() ? "" : ",") + fftmat::to_string(isa);
+  }
+  benchmark::AddCustomContext("kernel_isas_supported", isas);
+  benchmark::AddCustomContext("kernel_isa", fftmat::to_string(fftmat::kernel_isa()));
+  benchmark::AddCustomContext("threads", std::to_string(threads()));
+  benchmark::AddCustomContext("last_level_cache_bytes", std::to_string(static_cast<long long>(last_level_cache_bytes())));
+  benchmark::AddCustomContext("rotation_bytes", std::to_string(static_cast<long long>(rotation_bytes())));
 }
 
 /// Uniform values in [-scale, scale): a cheap generator, since the dense shapes have 45M entries
@@ -427,8 +482,7 @@ int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   register_all();
-  benchmark::AddCustomContext("threads", std::to_string(threads()));
-  benchmark::AddCustomContext("rotate_mb", std::to_string(env_double("FFTMAT_BENCH_ROTATE_MB", 64.0)));
+  add_machine_context();
 #ifdef FFTMAT_BENCH_CBLAS
   benchmark::AddCustomContext("openblas", OPENBLAS_VERSION);
 #endif

@@ -7,5 +7,6 @@
 #include "circulant.hpp"        // IWYU pragma: export
 #include "error.hpp"            // IWYU pragma: export
 #include "input_spectrum.hpp"   // IWYU pragma: export
+#include "kernel_isa.hpp"       // IWYU pragma: export
 #include "projection.hpp"       // IWYU pragma: export
 #include "version.hpp"          // IWYU pragma: export
