@@ -80,6 +80,35 @@ TEST_CASE_TEMPLATE("zero padding is explicit and equals the cropped padded matri
   }
 }
 
+TEST_CASE_TEMPLATE("products of token chunks shared by a team of threads match the dense definition", Scalar,
+                   float, double) {
+  // T > 1 runs in chunks of tokens, each thread taking whole chunks through all three stages. At
+  // 1024x512, b = 8 a chunk holds at most 60 tokens: T = 130 makes three chunks (44, 44, 42), so
+  // with two threads one thread runs two; T = 2 and 3 give each thread one chunk or none.
+  const Shape s{1024, 512, 8};
+  const Eigen::VectorXd params = test::gaussian_vector(s.m * s.n / s.b, 811);
+  const Eigen::MatrixXd dense = test::dense_block_circulant(s.m, s.n, s.b, params);
+  for (const SpectrumPrecision precision : {SpectrumPrecision::full, SpectrumPrecision::bfloat16}) {
+    const BlockCirculant<Scalar> A(s.m, s.n, s.b, params.cast<Scalar>(), Padding::none, precision);
+    const double tolerance = precision == SpectrumPrecision::full ? test::tolerance<Scalar>() : kBfloat16Tolerance;
+    for (const Index T : {2, 3, 130}) {
+      const Eigen::MatrixXd X = test::gaussian(s.n, T, unsigned(812 + T));
+      const Eigen::MatrixXd expected = dense * X;
+      for (const int threads : {1, 2, 3}) {
+        CAPTURE(T);
+        CAPTURE(threads);
+        const ScopedThreadCount team(threads);
+        CHECK(test::relative_error(A.apply(X.cast<Scalar>()).template cast<double>(), expected) < tolerance);
+        InputSpectrum<Scalar> spectrum;
+        A.transform_input(X.cast<Scalar>(), spectrum);
+        typename BlockCirculant<Scalar>::Matrix Y(s.m, T);
+        A.apply_transformed(spectrum, Y);
+        CHECK(test::relative_error(Y.template cast<double>(), expected) < tolerance);
+      }
+    }
+  }
+}
+
 TEST_CASE_TEMPLATE("one-token products shared by a team of threads match the dense definition", Scalar, float,
                    double) {
   // One token runs the forward FFT, the products and the inverse FFT in one parallel region, each

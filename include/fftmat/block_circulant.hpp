@@ -249,6 +249,14 @@ class BlockCirculant {
     check_output(Y, op == Op::normal ? rows_ : cols_, X.cols());
     const Index T = X.cols();
     auto workspace = pool_.lease();
+    if (uses_chunked_products(T, op)) {
+      const auto transform = [&](Index t0, Index tokens, Complex* own_input, Scalar* own_staging) -> const Complex* {
+        col_fft_.forward(X.data() + t0 * X.outerStride(), X.outerStride(), tokens, own_input, own_staging);
+        return own_input;
+      };
+      chunked_products(transform, true, T, Y, *workspace);
+      return;
+    }
     workspace->input_spectrum.resize(static_cast<std::size_t>(T * in.token_stride()));
     if (uses_one_token_region(T, op)) {
       workspace->output_spectrum.resize(static_cast<std::size_t>(row_out_fft_.token_stride()));
@@ -274,6 +282,10 @@ class BlockCirculant {
   bool uses_one_token_region(Index T, Op op) const noexcept {
     return T == 1 && op == Op::normal && uses_packed_kernels();
   }
+  /// A X for more tokens goes through chunked_products (one parallel region, chunks of tokens).
+  bool uses_chunked_products(Index T, Op op) const noexcept {
+    return T > 1 && op == Op::normal && uses_packed_kernels();
+  }
 
   /// The transforms of the input and of the output of op (the output layout depends on the kernel).
   const detail::BlockFft<Scalar>& input_fft(Op op) const { return op == Op::normal ? col_fft_ : row_fft_; }
@@ -289,6 +301,12 @@ class BlockCirculant {
     Complex* output_spectrum = workspace.output_spectrum.data();
     if (uses_one_token_region(T, op)) {
       one_token(no_forward_stage, input_spectrum, output_spectrum, Y.data(), staging(workspace));
+      return;
+    }
+    if (uses_chunked_products(T, op)) {
+      const Index stride = col_fft_.token_stride();
+      const auto given = [&](Index t0, Index, Complex*, Scalar*) { return input_spectrum + t0 * stride; };
+      chunked_products(given, false, T, Y, workspace);
       return;
     }
     multiply_bins(input_spectrum, output_spectrum, T, op);
@@ -338,6 +356,43 @@ class BlockCirculant {
         if (y == nullptr) continue;
         inverse(P1);
         if (P2 != P1) inverse(P2);
+      }
+    });
+  }
+
+  /// A X for T > 1 tokens with the packed kernels, in one parallel region: each thread takes whole
+  /// chunks of tokens and runs all three stages on each -- the chunk's input spectrum
+  /// (`input_chunk(t0, tokens, own_input, own_staging)` transforms X's columns into own_input, or
+  /// points into a given spectrum), the products of every panel and bin, the inverse FFT into Y.
+  /// So the chunk's input and output spectra (token_chunk sizes them) stay in the thread's L2
+  /// between the stages instead of making a round trip through memory for all T tokens, and one
+  /// fork/join serves the whole product. Every chunk streams the packed spectra once, from L3 at
+  /// worst (they are a few MB).
+  template <class InputChunk>
+  void chunked_products(const InputChunk& input_chunk, bool transforms_input, Index T, MatrixRef& Y,
+                        Workspace& workspace) const {
+    const Index in_stride = col_fft_.token_stride(), out_stride = row_out_fft_.token_stride();
+    const Index limit = detail::token_chunk((in_stride + out_stride) * Index(sizeof(Complex)));
+    const Index team = detail::max_threads();
+    const Index chunks = std::max((T + limit - 1) / limit, std::min(T, team));  // every thread gets one
+    const Index chunk = (T + chunks - 1) / chunks;
+    workspace.input_spectrum.resize(static_cast<std::size_t>(transforms_input ? team * chunk * in_stride : 0));
+    workspace.output_spectrum.resize(static_cast<std::size_t>(team * chunk * out_stride));
+    Scalar* staging = this->staging(workspace);
+    const Index staging_stride = std::max(row_fft_.staging_stride(), col_fft_.staging_stride());
+    const double flops = 8.0 * double(detail::kPanelRows * block_cols_ * packed_.panels() * bins() * T);
+    detail::parallel_region(flops, [&](const detail::TeamMember& member) {
+      Complex* own_input = transforms_input ? workspace.input_spectrum.data() + member.thread * chunk * in_stride
+                                            : nullptr;
+      Complex* own_output = workspace.output_spectrum.data() + member.thread * chunk * out_stride;
+      Scalar* own_staging = staging + member.thread * staging_stride;
+      const auto [first, end] = member.share(chunks);
+      for (Index c = first; c < end; ++c) {
+        const Index t0 = c * chunk, tokens = std::min(chunk, T - t0);
+        if (tokens <= 0) break;
+        const Complex* x = input_chunk(t0, tokens, own_input, own_staging);
+        detail::packed_products(packed_, block_rows_, block_cols_, x, in_stride, tokens, own_output, out_stride);
+        row_out_fft_.inverse(own_output, tokens, Y.data() + t0 * Y.outerStride(), Y.outerStride(), own_staging);
       }
     });
   }

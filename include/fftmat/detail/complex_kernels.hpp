@@ -66,10 +66,10 @@ inline constexpr Eigen::Index kPrefetchBytes = FFTMAT_PREFETCH_LINES * 64;
 /// A multiple of every kernel set's token tile (6 and 12 tokens).
 inline constexpr Eigen::Index kTokenTileMultiple = 12;
 
-/// Tokens per chunk of the packed product: a multiple of kTokenTileMultiple whose output spectra
-/// (`bytes_per_token` each) fill about half of a typical 512 KiB - 1 MiB L2.
+/// Tokens per chunk of the packed product: a multiple of kTokenTileMultiple whose spectra
+/// (`bytes_per_token` each) fill about half of a typical 1 MiB L2.
 inline Eigen::Index token_chunk(Eigen::Index bytes_per_token) noexcept {
-  const Eigen::Index budget = Eigen::Index(256) << 10;
+  const Eigen::Index budget = Eigen::Index(512) << 10;
   const Eigen::Index tiles =
       std::max<Eigen::Index>(1, budget / std::max<Eigen::Index>(1, bytes_per_token * kTokenTileMultiple));
   return tiles * kTokenTileMultiple;
@@ -124,6 +124,7 @@ class PackedSpectra {
 
   bool bfloat16() const noexcept { return bf16_.size() != 0; }
   Index panels() const noexcept { return panels_; }
+  Index bins() const noexcept { return bins_; }
   bool real_bin(Index f) const noexcept { return real_[std::size_t(f)]; }
   Index panel_offset(Index f, Index P) const noexcept {
     return P * bin_offsets_.back() + bin_offsets_[std::size_t(f)];
@@ -319,6 +320,25 @@ void panel_product(const PackedSpectra<Scalar>& packed, Eigen::Index f, Eigen::I
                    Eigen::Index ldy, Eigen::Index ldy_row, Eigen::Index rows) {
   with_kernels(packed, [&](auto kernels, auto element) {
     panel_product_with<decltype(kernels), decltype(element)>(packed, f, P, q, x, ldx, T, y, ldy, ldy_row, rows);
+  });
+}
+
+/// Y^[f] = C^[f] X^[f] for every bin f and all p rows, for T tokens on the calling thread: the
+/// input spectrum token-major (x, token stride ldx), the output block-major (y, token stride ldy).
+/// Panel by panel, so each panel stays in L1 across the token tiles of all its bins' products.
+template <class Scalar>
+void packed_products(const PackedSpectra<Scalar>& packed, Eigen::Index p, Eigen::Index q,
+                     const std::complex<Scalar>* x, Eigen::Index ldx, Eigen::Index T, std::complex<Scalar>* y,
+                     Eigen::Index ldy) {
+  const Eigen::Index bins = packed.bins();
+  with_kernels(packed, [&](auto kernels, auto element) {
+    for (Eigen::Index P = 0; P < packed.panels(); ++P) {
+      const Eigen::Index row0 = P * kPanelRows, rows = std::min(kPanelRows, p - row0);
+      for (Eigen::Index f = 0; f < bins; ++f) {
+        panel_product_with<decltype(kernels), decltype(element)>(packed, f, P, q, x + f * q, ldx, T,
+                                                                 y + row0 * bins + f, ldy, bins, rows);
+      }
+    }
   });
 }
 

@@ -45,6 +45,7 @@ struct Kernels {
       Vec sum[Tn][V];
       for (int t = 0; t < Tn; ++t) zero_all(sum[t]);
       for (Index j = 0; j < q; ++j) {
+        prefetch_next_product(C, q, j);
         Vec c[V], ic[V];
         Simd::load_complex_column(C, j, c);
         Simd::times_i(c, ic);
@@ -120,6 +121,14 @@ struct Kernels {
     Simd::load_complex_column(C, j, c);
     Simd::times_i(c, ic);
     Simd::complex_madd(c, ic, Simd::broadcast(x), Simd::broadcast(x + 1), sum);
+  }
+
+  /// Asks for column j of the panel stored after this one (the next product's, in the drivers'
+  /// panel-major order) while this one is computed: the tiles of a token chunk find the spectra in
+  /// L3 at best, and one column's sums take long enough to hide that latency.
+  template <class Element>
+  static void prefetch_next_product(const Element* C, Index q, Index j) {
+    _mm_prefetch(reinterpret_cast<const char*>(C + (q + j) * 2 * kPanelRows), _MM_HINT_T0);
   }
 
   /// Asks for the panel bytes kPrefetchBytes ahead of complex column j: one sequential stream per
