@@ -8,6 +8,9 @@
 #ifdef FFTMAT_X86_KERNELS
 namespace fftmat::detail::avx512 {
 
+// Only intrinsics whose GCC definitions take an explicit pass-through operand (the _mask_ forms
+// with a full mask) are used where the plain form starts from _mm512_undefined_*: GCC 12 reports
+// that as maybe-uninitialized (GCC bug 105593) in every program that includes this header.
 #if defined(__clang__)
 #pragma clang attribute push(__attribute__((target("avx512f,avx2,fma"))), apply_to = function)
 #else
@@ -39,7 +42,7 @@ struct Simd {
   }
   /// i c = [-imaginary | real]: the halves swapped, the low half negated.
   static void times_i(const Vec* c, Vec* ic) {
-    const Vec swapped = _mm512_shuffle_f32x4(c[0], c[0], _MM_SHUFFLE(1, 0, 3, 2));
+    const Vec swapped = _mm512_mask_shuffle_f32x4(c[0], __mmask16(0xFFFF), c[0], c[0], _MM_SHUFFLE(1, 0, 3, 2));
     ic[0] = _mm512_mask_sub_ps(swapped, __mmask16(0x00FF), _mm512_setzero_ps(), swapped);
   }
   /// sum += c xr + (i c) xi.
@@ -50,8 +53,9 @@ struct Simd {
  private:
   /// [low | high] from two __m256 (AVX-512F only: the float form of the insert is AVX-512DQ).
   static Vec join(__m256 low, __m256 high) {
-    return _mm512_castpd_ps(
-        _mm512_insertf64x4(_mm512_zextpd256_pd512(_mm256_castps_pd(low)), _mm256_castps_pd(high), 1));
+    const __m512d zero = _mm512_setzero_pd();
+    const __m512d lower = _mm512_mask_insertf64x4(zero, __mmask8(0xFF), zero, _mm256_castps_pd(low), 0);
+    return _mm512_castpd_ps(_mm512_mask_insertf64x4(lower, __mmask8(0xFF), lower, _mm256_castps_pd(high), 1));
   }
 };
 using RealSimd = avx2::Simd;
