@@ -47,8 +47,6 @@ template <>
 struct fftw_traits<float> {
   using plan_type = fftwf_plan;
   using complex_type = fftwf_complex;
-  static void* malloc(std::size_t bytes) { return fftwf_malloc(bytes); }
-  static void free(void* p) { fftwf_free(p); }
   static int alignment_of(const float* p) { return fftwf_alignment_of(const_cast<float*>(p)); }
   static plan_type plan_r2c(int n, int howmany, float* in, int idist, complex_type* out, int ostride,
                             int odist, unsigned flags) {
@@ -69,8 +67,6 @@ template <>
 struct fftw_traits<double> {
   using plan_type = fftw_plan;
   using complex_type = fftw_complex;
-  static void* malloc(std::size_t bytes) { return fftw_malloc(bytes); }
-  static void free(void* p) { fftw_free(p); }
   static int alignment_of(const double* p) { return fftw_alignment_of(const_cast<double*>(p)); }
   static plan_type plan_r2c(int n, int howmany, double* in, int idist, complex_type* out, int ostride,
                             int odist, unsigned flags) {
