@@ -47,58 +47,11 @@
 #include <cblas.h>
 #endif
 
-namespace fftmat::detail {
-// Stage-by-stage access to BlockCirculant's private implementation (see block_circulant.hpp).
-template <>
-struct BlockCirculantAccess<float> {
-  using A_t = BlockCirculant<float>;
-  struct Buffers {
-    AlignedBuffer<std::complex<float>> input, output, pristine;
-    AlignedBuffer<float> staging;
-  };
-  static void prepare(const A_t& A, Index T, Buffers& buf) {
-    buf.input.resize(static_cast<std::size_t>(T * A.col_fft_.token_stride()));
-    buf.output.resize(static_cast<std::size_t>(
-        T * std::max(A.output_fft(A_t::Op::normal).token_stride(), A.row_fft_.token_stride())));
-    buf.staging.resize(static_cast<std::size_t>(
-        std::max(A.row_fft_.staging_stride(), A.col_fft_.staging_stride()) * max_threads()));
-  }
-  static void forward(const A_t& A, const float* X, Index T, Buffers& buf) {
-    A.col_fft_.forward(X, A.cols(), T, buf.input.data(), buf.staging.data());
-  }
-  static void product(const A_t& A, Index T, Buffers& buf) {
-    A.multiply_bins(buf.input.data(), buf.output.data(), T, A_t::Op::normal);
-  }
-  /// The implementation before the packed kernels (token-major Eigen complex GEMM per bin, bin-strided
-  /// c2r), kept in the library for p < 8; timed on every shape so one run shows old against new.
-  static void reference_apply(const A_t& A, const float* X, Index T, float* Y, Buffers& buf) {
-    A.col_fft_.forward(X, A.cols(), T, buf.input.data(), buf.staging.data());
-    A.multiply_bins_eigen(buf.input.data(), A.col_fft_, buf.output.data(), A.row_fft_, T, A_t::Op::normal);
-    A.row_fft_.inverse(buf.output.data(), T, Y, A.rows(), buf.staging.data());
-  }
-  /// Keeps a copy of the output spectrum, since c2r destroys its input: repeated inverse transforms
-  /// of what a previous one left would time garbage (possibly denormals), not real spectra.
-  static void save_output(const A_t& A, Index T, Buffers& buf) {
-    const std::size_t count = static_cast<std::size_t>(T * A.output_fft(A_t::Op::normal).token_stride());
-    buf.pristine.resize(count);
-    std::copy(buf.output.data(), buf.output.data() + count, buf.pristine.data());
-  }
-  static void restore_output(const A_t& A, Index T, Buffers& buf) {
-    const std::size_t count = static_cast<std::size_t>(T * A.output_fft(A_t::Op::normal).token_stride());
-    std::copy(buf.pristine.data(), buf.pristine.data() + count, buf.output.data());
-  }
-  static void inverse(const A_t& A, float* Y, Index T, Buffers& buf) {
-    A.output_fft(A_t::Op::normal).inverse(buf.output.data(), T, Y, A.rows(), buf.staging.data());
-  }
-};
-}  // namespace fftmat::detail
-
 namespace {
 
 using Index = Eigen::Index;
 using Matrix = Eigen::MatrixXf;
 using RowMatrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-using Access = fftmat::detail::BlockCirculantAccess<float>;
 
 // ---- configuration --------------------------------------------------------------------------------
 
@@ -216,6 +169,79 @@ void set_common_counters(benchmark::State& st, Index m, Index n, Index b, Index 
   st.SetBytesProcessed(static_cast<int64_t>(double(st.iterations()) * weight_bytes));
 }
 
+// ---- the stages of one block-circulant product -------------------------------------------------------
+
+/// The stages of one product A X (rfft, per-bin products, irfft), each on its own with explicit
+/// buffers: the library's detail:: functions that BlockCirculant::apply runs, on a packed copy of
+/// A's public spectra. Also the first implementation (Eigen complex GEMM per bin, bin-strided c2r),
+/// which the library keeps for fewer than 8 block rows and for the transpose.
+class Stages {
+ public:
+  Stages(const fftmat::BlockCirculant<float>& A, Index T, fftmat::SpectrumPrecision precision)
+      : A_(&A),
+        T_(T),
+        in_(A.cols(), A.block_size()),
+        out_(A.rows(), A.block_size(), fftmat::detail::SpectrumLayout::block_major),
+        out_token_major_(A.rows(), A.block_size()) {
+    packed_.pack(A.spectra(), A.block_size(), A.block_rows(), A.block_cols(),
+                 precision == fftmat::SpectrumPrecision::bfloat16);
+    input_.resize(static_cast<std::size_t>(T * in_.token_stride()));
+    output_.resize(static_cast<std::size_t>(T * std::max(out_.token_stride(), out_token_major_.token_stride())));
+    staging_.resize(static_cast<std::size_t>(std::max(in_.staging_stride(), out_.staging_stride()) *
+                                             fftmat::detail::max_threads()));
+  }
+
+  void forward(const float* X) { in_.forward(X, in_.dim(), T_, input_.data(), staging_.data()); }
+
+  /// One token: each thread streams its share of the panels, as apply does. More: token chunks
+  /// of apply's size, split over the threads.
+  void product() {
+    namespace detail = fftmat::detail;
+    const Index p = A_->block_rows(), q = A_->block_cols();
+    if (T_ == 1) {
+      detail::parallel_region(detail::one_token_flops(packed_, q), [&](const detail::TeamMember& member) {
+        detail::one_token_share(packed_, member, p, q, input_.data(), output_.data(), [](Index) {});
+      });
+      return;
+    }
+    const Index ldx = in_.token_stride(), ldy = out_.token_stride();
+    const Index chunk = detail::token_chunk((ldx + ldy) * Index(sizeof(std::complex<float>)));
+    const Index chunks = (T_ + chunk - 1) / chunk;
+    detail::parallel_for(chunks, detail::one_token_flops(packed_, q) * double(chunk), [&](Index c, int) {
+      const Index t0 = c * chunk;
+      detail::packed_products(packed_, p, q, input_.data() + t0 * ldx, ldx, std::min(chunk, T_ - t0),
+                              output_.data() + t0 * ldy, ldy);
+    });
+  }
+
+  /// Destroys the output spectrum (c2r overwrites its input): restore_output() brings it back.
+  void inverse(float* Y) { out_.inverse(output_.data(), T_, Y, out_.dim(), staging_.data()); }
+
+  void reference_apply(const float* X, float* Y) {
+    forward(X);
+    fftmat::detail::eigen_bin_products(A_->spectra(), A_->block_rows(), A_->block_cols(), A_->bins(), false,
+                                       input_.data(), in_.token_stride(), output_.data(),
+                                       out_token_major_.token_stride(), T_);
+    out_token_major_.inverse(output_.data(), T_, Y, out_token_major_.dim(), staging_.data());
+  }
+
+  /// Keeps a copy of the output spectrum, so that repeated inverse transforms time real spectra,
+  /// not what a previous one left (possibly denormals).
+  void save_output() {
+    pristine_.resize(output_.size());
+    std::copy(output_.data(), output_.data() + output_.size(), pristine_.data());
+  }
+  void restore_output() { std::copy(pristine_.data(), pristine_.data() + pristine_.size(), output_.data()); }
+
+ private:
+  const fftmat::BlockCirculant<float>* A_;
+  Index T_;
+  fftmat::detail::BlockFft<float> in_, out_, out_token_major_;
+  fftmat::detail::PackedSpectra<float> packed_;
+  fftmat::detail::AlignedBuffer<std::complex<float>> input_, output_, pristine_;
+  fftmat::detail::AlignedBuffer<float> staging_;
+};
+
 // ---- block-circulant apply -------------------------------------------------------------------------
 
 enum class BcImpl { packed, bf16, reference };
@@ -228,20 +254,20 @@ void bc_apply(benchmark::State& st, Index m, Index n, Index b, Index T, BcImpl i
   const std::size_t copies = copies_for(footprint);
   std::vector<fftmat::BlockCirculant<float>> As(copies, A);
   std::vector<Matrix> Xs, Ys;
-  std::vector<Access::Buffers> bufs(reference ? copies : 0);
+  std::vector<Stages> stages;
   for (std::size_t k = 0; k < copies; ++k) {
     Xs.push_back(random_matrix(n, T, unsigned(100 + k)));
     Ys.emplace_back(m, T);
     As[k].apply(Xs[k], Ys[k]);  // first call with this T: plans, workspace
     if (reference) {
-      Access::prepare(As[k], T, bufs[k]);
-      Access::reference_apply(As[k], Xs[k].data(), T, Ys[k].data(), bufs[k]);
+      stages.emplace_back(As[k], T, precision);
+      stages.back().reference_apply(Xs[k].data(), Ys[k].data());
     }
   }
   std::size_t k = 0;
   for (auto _ : st) {
     if (reference) {
-      Access::reference_apply(As[k], Xs[k].data(), T, Ys[k].data(), bufs[k]);
+      stages[k].reference_apply(Xs[k].data(), Ys[k].data());
     } else {
       As[k].apply(Xs[k], Ys[k]);
     }
@@ -322,29 +348,28 @@ void bc_stage(benchmark::State& st, Stage stage, Index m, Index n, Index b, Inde
   const double footprint = spectra_bytes(m, n, b, precision) + 4.0 * double((m + n) * T) +
                            8.0 * double((m / b + n / b) * (b / 2 + 1) * T);
   const std::size_t copies = copies_for(footprint);
-  std::vector<fftmat::BlockCirculant<float>> As(copies, A);
   std::vector<Matrix> Xs, Ys;
-  std::vector<Access::Buffers> bufs(copies);
+  std::vector<Stages> stages;
   for (std::size_t k = 0; k < copies; ++k) {
     Xs.push_back(random_matrix(n, T, unsigned(100 + k)));
     Ys.emplace_back(m, T);
-    Access::prepare(As[k], T, bufs[k]);
-    Access::forward(As[k], Xs[k].data(), T, bufs[k]);
-    Access::product(As[k], T, bufs[k]);
-    Access::save_output(As[k], T, bufs[k]);
-    Access::inverse(As[k], Ys[k].data(), T, bufs[k]);
-    Access::restore_output(As[k], T, bufs[k]);
+    stages.emplace_back(A, T, precision);
+    stages[k].forward(Xs[k].data());
+    stages[k].product();
+    stages[k].save_output();
+    stages[k].inverse(Ys[k].data());
+    stages[k].restore_output();
   }
   std::size_t k = 0;
   for (auto _ : st) {
     switch (stage) {
-      case Stage::rfft: Access::forward(As[k], Xs[k].data(), T, bufs[k]); break;
+      case Stage::rfft: stages[k].forward(Xs[k].data()); break;
       case Stage::product:
-      case Stage::product_bf16: Access::product(As[k], T, bufs[k]); break;
+      case Stage::product_bf16: stages[k].product(); break;
       case Stage::irfft:
-        Access::inverse(As[k], Ys[k].data(), T, bufs[k]);
+        stages[k].inverse(Ys[k].data());
         st.PauseTiming();  // c2r destroyed the spectrum: put the real one back, untimed
-        Access::restore_output(As[k], T, bufs[k]);
+        stages[k].restore_output();
         st.ResumeTiming();
         break;
     }

@@ -21,6 +21,7 @@
 
 #include "detail/block_fft.hpp"
 #include "detail/complex_kernels.hpp"
+#include "detail/eigen_bin_products.hpp"
 #include "detail/fftw.hpp"
 #include "detail/parallel.hpp"
 #include "detail/workspace_pool.hpp"
@@ -28,13 +29,6 @@
 #include "input_spectrum.hpp"
 
 namespace fftmat {
-
-namespace detail {
-/// Access to the private stages (forward FFT, per-bin products, inverse FFT) so that the
-/// microbenchmarks can time each on its own; defined only by benchmarks/cpu.
-template <class Scalar>
-struct BlockCirculantAccess;
-}  // namespace detail
 
 /// What to do when the block size does not divide a dimension.
 enum class Padding {
@@ -191,9 +185,6 @@ class BlockCirculant {
   }
 
  private:
-  template <class>
-  friend struct detail::BlockCirculantAccess;
-
   enum class Op { normal, adjoint };
 
   struct Workspace {
@@ -309,7 +300,9 @@ class BlockCirculant {
       chunked_products(given, false, T, Y, workspace);
       return;
     }
-    multiply_bins(input_spectrum, output_spectrum, T, op);
+    const detail::BlockFft<Scalar>& in = input_fft(op);
+    detail::eigen_bin_products(spectra_.data(), block_rows_, block_cols_, bins(), op == Op::adjoint, input_spectrum,
+                               in.token_stride(), output_spectrum, out.token_stride(), T);
     out.inverse(output_spectrum, T, Y.data(), Y.outerStride(), staging(workspace));
   }
 
@@ -329,34 +322,21 @@ class BlockCirculant {
   ///
   /// `forward(member, own_staging)` writes the input's spectrum to `input` (each member its share,
   /// then a barrier), or is no_forward_stage when `input` already holds it (apply_transformed).
-  /// y == nullptr: stop after the products, leaving the block-major output spectrum in `output` (the
-  /// microbenchmarks time the stages so). `staging`: the workspace's, one share per thread.
+  /// `staging`: the workspace's, one share per thread.
   template <class ForwardStage>
   void one_token(const ForwardStage& forward, const Complex* input, Complex* output, Scalar* y,
                  Scalar* staging) const {
     static_assert(detail::kPanelRows % detail::BlockFft<Scalar>::kRangeGranule == 0,
                   "a panel's output blocks must be a range inverse_blocks accepts");
-    const Index p = block_rows_, q = block_cols_, panels = packed_.panels(), nbins = bins();
+    const Index p = block_rows_;
     const Index staging_stride = std::max(row_fft_.staging_stride(), col_fft_.staging_stride());
-    const double flops = 8.0 * double(detail::kPanelRows * q * panels * nbins);
-    detail::parallel_region(flops, [&](const detail::TeamMember& member) {
-      Scalar* own_staging = staging != nullptr ? staging + member.thread * staging_stride : nullptr;
+    detail::parallel_region(detail::one_token_flops(packed_, block_cols_), [&](const detail::TeamMember& member) {
+      Scalar* own_staging = staging + member.thread * staging_stride;
       forward(member, own_staging);
-      // This member's panels [first, end), as two halves streamed side by side: panel first + k
-      // with panel first + k + half. Each half is one contiguous stretch of the packed spectra.
-      const auto inverse = [&](Index P) {  // the panel's output blocks, complete now
-        const Index block = P * detail::kPanelRows;
+      detail::one_token_share(packed_, member, p, block_cols_, input, output, [&](Index P) {
+        const Index block = P * detail::kPanelRows;  // the panel's output blocks, complete now
         row_out_fft_.inverse_blocks(output, block, std::min(detail::kPanelRows, p - block), y, own_staging);
-      };
-      const auto [first, end] = member.share(panels);
-      const Index half = (end - first + 1) / 2;
-      for (Index P1 = first; P1 < first + half; ++P1) {
-        const Index P2 = P1 + half < end ? P1 + half : P1;  // an odd share's last panel goes alone
-        detail::one_token_panels(packed_, P1, P2, p, q, input, output, nbins);
-        if (y == nullptr) continue;
-        inverse(P1);
-        if (P2 != P1) inverse(P2);
-      }
+      });
     });
   }
 
@@ -393,60 +373,6 @@ class BlockCirculant {
         const Complex* x = input_chunk(t0, tokens, own_input, own_staging);
         detail::packed_products(packed_, block_rows_, block_cols_, x, in_stride, tokens, own_output, out_stride);
         row_out_fft_.inverse(own_output, tokens, Y.data() + t0 * Y.outerStride(), Y.outerStride(), own_staging);
-      }
-    });
-  }
-
-  /// Output spectrum (layout of output_fft(op)) from the token-major input spectrum.
-  void multiply_bins(const Complex* input, Complex* output, Index T, Op op) const {
-    const detail::BlockFft<Scalar>& in = input_fft(op);
-    const detail::BlockFft<Scalar>& out = output_fft(op);
-    if (op == Op::normal && uses_packed_kernels()) {
-      // Work items are (token chunk, panel, bin) triples in that order, split statically into one
-      // contiguous range per thread:
-      //  - a panel (R x q, 4 KiB for q = 64) stays in L1 across the token tiles of its chunk;
-      //  - a chunk's output spectrum (block-major: all bins of a block together) is sized to stay
-      //    in L2 while every bin writes into it -- bin-outermost over all T tokens would touch the
-      //    whole output once per bin (T*p*64 B per bin pass, 2.8 MB at T = 256, p = 172) and send
-      //    it to memory and back b/2+1 times;
-      //  - for a few tokens there is one chunk, and the split is across (panel, bin): each thread
-      //    streams half of the packed spectra from memory exactly once.
-      const Index p = block_rows_, q = block_cols_, panels = packed_.panels();
-      const Index ldx = in.token_stride(), ldy = out.token_stride(), nbins = bins();
-      if (T == 1) {
-        one_token(no_forward_stage, input, output, nullptr, nullptr);
-        return;
-      }
-      const Index chunk = detail::token_chunk(p * nbins * Index(sizeof(Complex)));
-      const Index chunks = (T + chunk - 1) / chunk, per_chunk = nbins * panels;
-      detail::parallel_for(chunks * per_chunk, 8.0 * double(detail::kPanelRows * q * std::min(T, chunk)),
-                           [&](Index item, int) {
-                             const Index c = item / per_chunk, P = (item % per_chunk) / nbins, f = item % nbins;
-                             const Index t0 = c * chunk, row0 = P * detail::kPanelRows;
-                             detail::panel_product(packed_, f, P, q, input + t0 * ldx + f * q, ldx,
-                                                   std::min(chunk, T - t0), output + t0 * ldy + row0 * nbins + f,
-                                                   ldy, nbins, std::min(detail::kPanelRows, p - row0));
-                           });
-      return;
-    }
-    multiply_bins_eigen(input, in, output, out, T, op);
-  }
-
-  void multiply_bins_eigen(const Complex* input, const detail::BlockFft<Scalar>& in, Complex* output,
-                           const detail::BlockFft<Scalar>& out, Index T, Op op) const {
-    using BinMatrix = Eigen::Matrix<Complex, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-    using TokenMatrix = Eigen::Matrix<Complex, Eigen::Dynamic, Eigen::Dynamic>;
-    using Stride = Eigen::OuterStride<>;
-    const Index p = block_rows_, q = block_cols_;
-    const double flops_per_bin = 8.0 * double(p * q * T);
-    detail::parallel_for(bins(), flops_per_bin, [&](Index f, int) {
-      Eigen::Map<const BinMatrix> C(spectra_.data() + f * p * q, p, q);
-      Eigen::Map<const TokenMatrix, 0, Stride> X(input + f * in.blocks(), in.blocks(), T, Stride(in.token_stride()));
-      Eigen::Map<TokenMatrix, 0, Stride> Y(output + f * out.blocks(), out.blocks(), T, Stride(out.token_stride()));
-      if (op == Op::normal) {
-        Y.noalias() = C * X;
-      } else {
-        Y.noalias() = C.adjoint() * X;
       }
     });
   }

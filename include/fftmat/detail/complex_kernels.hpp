@@ -43,6 +43,7 @@
 // dense reference.
 
 #include <fftmat/detail/huge_page_array.hpp>
+#include <fftmat/detail/parallel.hpp>
 #include <fftmat/kernel_isa.hpp>
 
 #include <Eigen/Core>
@@ -371,6 +372,30 @@ void one_token_panels(const PackedSpectra<Scalar>& packed, Eigen::Index P1, Eige
       if (two) one_bin(f, P2);
     }
   });
+}
+
+/// Dense-equivalent flops of a one-token product (what decides whether a team is woken).
+template <class Scalar>
+double one_token_flops(const PackedSpectra<Scalar>& packed, Eigen::Index q) noexcept {
+  return 8.0 * double(kPanelRows * q * packed.panels() * packed.bins());
+}
+
+/// One token on a team: `member`'s contiguous share of the panels, streamed as two halves side by
+/// side (panel first + k with panel first + k + half; each half one contiguous stretch of the
+/// panel-major spectra, so two sequential streams, and one broadcast of the input serves both),
+/// calling panel_done(P) as soon as all bins of panel P are in y. x: the token's input spectrum
+/// (token-major), y: its output spectrum (block-major).
+template <class Scalar, class PanelDone>
+void one_token_share(const PackedSpectra<Scalar>& packed, const TeamMember& member, Eigen::Index p, Eigen::Index q,
+                     const std::complex<Scalar>* x, std::complex<Scalar>* y, const PanelDone& panel_done) {
+  const auto [first, end] = member.share(packed.panels());
+  const Eigen::Index half = (end - first + 1) / 2;
+  for (Eigen::Index P1 = first; P1 < first + half; ++P1) {
+    const Eigen::Index P2 = P1 + half < end ? P1 + half : P1;  // an odd share's last panel goes alone
+    one_token_panels(packed, P1, P2, p, q, x, y, packed.bins());
+    panel_done(P1);
+    if (P2 != P1) panel_done(P2);
+  }
 }
 
 }  // namespace fftmat::detail
