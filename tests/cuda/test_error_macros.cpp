@@ -1,6 +1,5 @@
 // The status-check macros, on the host only (no device needed): this test runs everywhere the
 // toolkit is installed and so checks the error decoding even on machines without a GPU.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include <fftmat/cuda/error.hpp>
