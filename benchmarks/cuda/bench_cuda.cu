@@ -1,5 +1,5 @@
 // GPU benchmarks: fftmat::cuda::BlockCirculant<float> against cuBLAS dense products in fp16
-// (tensor cores, fp32 accumulation) and fp32, for the Llama-2-7B MLP shapes (DESIGN.md section 5).
+// (tensor cores, fp32 accumulation) and fp32, for the Llama-2-7B MLP shapes (docs/gpu.md).
 //
 // Timing is cudaEvent-based (manual time): one benchmark iteration enqueues `reps` products
 // back-to-back on one stream between two events; the reported time is per product, so it includes
@@ -117,7 +117,8 @@ enum class Precision { fp16, fp32 };
 /// Dense y = W x with W row-major out x in (as in safetensors), i.e. column-major n x m: op T.
 class Dense {
  public:
-  Dense(Index m, Index n, Index T, Precision precision, bool cold) : m_(m), n_(n), T_(T), precision_(precision) {
+  Dense(Index m, Index n, Index T, Precision precision, bool cold, cudaStream_t stream)
+      : m_(m), n_(n), T_(T), precision_(precision), blas_(stream) {
     const std::size_t elements = static_cast<std::size_t>(m * n);
     const std::size_t bytes = elements * (precision == Precision::fp16 ? 2 : 4);
     copies_ = copies_for(bytes, cold, 64);
@@ -143,8 +144,8 @@ class Dense {
   }
   Index copies() const { return copies_; }
 
-  void enqueue(Index r, cudaStream_t stream) {
-    FFTMAT_CUBLAS_CHECK(cublasSetStream(blas_.get(), stream));
+  /// One product on the stream given at construction.
+  void enqueue(Index r) {
     const int m = static_cast<int>(m_), n = static_cast<int>(n_), T = static_cast<int>(T_);
     const float one = 1.0f, zero = 0.0f;
     const std::size_t c = static_cast<std::size_t>(r % copies_);
@@ -168,8 +169,8 @@ class Dense {
  private:
   Index m_, n_, T_;
   Precision precision_;
-  Index copies_ = 1;
   fftmat::cuda::detail::BlasHandle blas_;
+  Index copies_ = 1;
   std::vector<thrust::device_vector<__half>> w16_;
   std::vector<thrust::device_vector<float>> w32_;
   thrust::device_vector<__half> x16_, y16_;
@@ -178,34 +179,38 @@ class Dense {
 
 Index reps_for(Index copies) { return std::max<Index>(copies, 20); }
 
+/// The median of seven calls of `seconds` (a quick, outlier-proof figure for the counters).
+template <class F>
+double median_of_7(F&& seconds) {
+  std::vector<double> samples;
+  for (int k = 0; k < 7; ++k) samples.push_back(seconds());
+  std::nth_element(samples.begin(), samples.begin() + 3, samples.end());
+  return samples[3];
+}
+
 /// Median-free quick measurement of a dense baseline for the speedup counters (cached per key).
 double dense_seconds(Index m, Index n, Index T, Precision precision, bool cold) {
   static std::map<std::tuple<Index, Index, Index, int, bool>, double> cache;
   const auto key = std::make_tuple(m, n, T, static_cast<int>(precision), cold);
   auto it = cache.find(key);
   if (it != cache.end()) return it->second;
-  Dense dense(m, n, T, precision, cold);
   Stream stream;
+  Dense dense(m, n, T, precision, cold, stream.stream);
   EventPair events;
   const Index reps = reps_for(dense.copies());
-  events.time(stream.stream, reps, [&](Index r) { dense.enqueue(r, stream.stream); });  // warm-up
-  std::vector<double> samples;
-  for (int k = 0; k < 7; ++k) {
-    samples.push_back(events.time(stream.stream, reps, [&](Index r) { dense.enqueue(r, stream.stream); }));
-  }
-  std::nth_element(samples.begin(), samples.begin() + 3, samples.end());
-  return cache[key] = samples[3];
+  const auto enqueue = [&](Index r) { dense.enqueue(r); };
+  events.time(stream.stream, reps, enqueue);  // warm-up
+  return cache[key] = median_of_7([&] { return events.time(stream.stream, reps, enqueue); });
 }
 
 void run_dense(benchmark::State& state, Index m, Index n, Index T, Precision precision, bool cold) {
-  Dense dense(m, n, T, precision, cold);
   Stream stream;
+  Dense dense(m, n, T, precision, cold, stream.stream);
   EventPair events;
   const Index reps = reps_for(dense.copies());
-  events.time(stream.stream, reps, [&](Index r) { dense.enqueue(r, stream.stream); });
-  for (auto _ : state) {
-    state.SetIterationTime(events.time(stream.stream, reps, [&](Index r) { dense.enqueue(r, stream.stream); }));
-  }
+  const auto enqueue = [&](Index r) { dense.enqueue(r); };
+  events.time(stream.stream, reps, enqueue);
+  for (auto _ : state) state.SetIterationTime(events.time(stream.stream, reps, enqueue));
   state.counters["copies"] = static_cast<double>(dense.copies());
   state.counters["weight_bytes"] = static_cast<double>(m * n * (precision == Precision::fp16 ? 2 : 4));
 }
@@ -240,25 +245,21 @@ void run_block_circulant(benchmark::State& state, Index m, Index n, Index b, Ind
     FFTMAT_CUDA_CHECK(cudaGraphLaunch(exec, stream.stream));  // warm-up
     FFTMAT_CUDA_CHECK(cudaStreamSynchronize(stream.stream));
   }
-  for (auto _ : state) {
-    if (graph) {
-      // The graph holds all `reps` products: time one launch of it, per product.
-      const double seconds =
-          events.time(stream.stream, 1, [&](Index) { FFTMAT_CUDA_CHECK(cudaGraphLaunch(exec, stream.stream)); });
-      state.SetIterationTime(seconds / static_cast<double>(reps));
-    } else {
-      state.SetIterationTime(events.time(stream.stream, reps, enqueue));
-    }
-  }
-  if (exec != nullptr) cudaGraphExecDestroy(exec);
+  // Seconds per product of this row's variant: the graph holds all `reps` products, so one launch
+  // of it is timed and divided; the eager variant enqueues them one by one.
+  const auto measure = [&] {
+    if (!graph) return events.time(stream.stream, reps, enqueue);
+    const double seconds =
+        events.time(stream.stream, 1, [&](Index) { FFTMAT_CUDA_CHECK(cudaGraphLaunch(exec, stream.stream)); });
+    return seconds / static_cast<double>(reps);
+  };
+  for (auto _ : state) state.SetIterationTime(measure());
   const double dense16 = dense_seconds(m, n, T, Precision::fp16, cold);
   const double dense32 = dense_seconds(m, n, T, Precision::fp32, cold);
-  // Own time for the counters: a fresh median of the same loop (the state's own time is only
+  // Own time for the counters: a fresh median of the same variant (the state's own time is only
   // known to the reporter).
-  std::vector<double> samples;
-  for (int k = 0; k < 7; ++k) samples.push_back(events.time(stream.stream, reps, enqueue));
-  std::nth_element(samples.begin(), samples.begin() + 3, samples.end());
-  const double own = samples[3];
+  const double own = median_of_7(measure);
+  if (exec != nullptr) cudaGraphExecDestroy(exec);
   state.counters["copies"] = static_cast<double>(copies);
   state.counters["spectra_bytes"] = static_cast<double>(spectra_bytes);
   state.counters["dense_fp16_us"] = 1e6 * dense16;
