@@ -245,9 +245,8 @@ class Engine {
     }
     // 2. Per-bin products into y_hat (frequency-major, out_blocks x tokens per bin).
     if (tokens == 1) {
-      const long long tiles = (out_blocks + kWarps - 1) / kWarps;
-      const long long grid = tiles * bins_;
-      fftmat::detail::require(grid <= INT_MAX, "too many bins and blocks for one launch: ", grid);
+      // At most bins * max(p, q) <= bins * p * q blocks, which the constructor bounded by INT_MAX.
+      const long long grid = (out_blocks + kWarps - 1) / kWarps * bins_;
       if (op == Op::normal) {
         gemv_bins<false><<<static_cast<unsigned>(grid), kThreads, 0, stream>>>(spectra_.data(), x_hat, y_hat, p, q);
       } else {

@@ -46,7 +46,20 @@ class FftPlan {
  public:
   FftPlan(const PlanKey& key, cudaStream_t stream) {
     FFTMAT_CUFFT_CHECK(cufftCreate(&plan_));
-    valid_ = true;  // from here on the destructor releases the handle, even if planning throws
+    try {
+      make(key, stream);
+    } catch (...) {
+      cufftDestroy(plan_);  // a throwing constructor runs no destructor
+      throw;
+    }
+  }
+  FftPlan(const FftPlan&) = delete;
+  FftPlan& operator=(const FftPlan&) = delete;
+  ~FftPlan() { cufftDestroy(plan_); }
+  cufftHandle get() const noexcept { return plan_; }
+
+ private:
+  void make(const PlanKey& key, cudaStream_t stream) {
     const int b = key.b, batch = key.blocks * key.tokens;
     int size[1] = {b};
     int real_embed[1] = {b};
@@ -61,16 +74,7 @@ class FftPlan {
     }
     FFTMAT_CUFFT_CHECK(cufftSetStream(plan_, stream));
   }
-  FftPlan(const FftPlan&) = delete;
-  FftPlan& operator=(const FftPlan&) = delete;
-  ~FftPlan() {
-    if (valid_) cufftDestroy(plan_);
-  }
-  cufftHandle get() const noexcept { return plan_; }
-
- private:
   cufftHandle plan_ = 0;
-  bool valid_ = false;
 };
 
 /// The plans of one stream. Not thread-safe: the stream context's lock is held while using it.
