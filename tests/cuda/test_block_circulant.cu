@@ -78,14 +78,16 @@ TEST_CASE("GPU block-circulant at Llama-2-7B MLP shapes up to T = 4096 matches t
 
 TEST_CASE("a small chunk cuts products into many pieces, with the same results") {
   const test::RandomMatrix<float> M(640, 384, 64, 31);
-  fftmat::cuda::set_chunk_tokens(4);
+  struct Chunk {  // the default chunk again however the test ends
+    Chunk() { fftmat::cuda::set_chunk_tokens(4); }
+    ~Chunk() { fftmat::cuda::set_chunk_tokens(256); }
+  } chunk;
   test::Stream stream;
   for (Index T : {Index(1), Index(4), Index(7), Index(33)}) {  // 33 = 8 chunks of 4, then 1
     CAPTURE(T);
     check_products(M, T, 32, stream.stream, test::tolerance<float>());
   }
   fftmat::cuda::release_stream_resources(stream.stream);
-  fftmat::cuda::set_chunk_tokens(256);
 }
 
 TEST_CASE("GPU circulant matches the dense circulant") {
