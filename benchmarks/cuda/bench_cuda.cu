@@ -307,5 +307,6 @@ int main(int argc, char** argv) {
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
+  fftmat::cuda::release_all_stream_resources();  // while the CUDA runtime is certainly still up
   return 0;
 }
