@@ -8,7 +8,8 @@
 // exceed 3x the L2 cache, so every product reads its weights from HBM, as in a real forward pass
 // where each layer's weights are touched once. "warm" variants reuse one copy (L2-resident when it
 // fits). Block-circulant results carry counters with the dense fp16/fp32 times measured in the
-// same run and the speedups; "graph" variants replay the whole rotation captured in a CUDA graph.
+// same run and the speedups; "graph" variants replay the whole rotation captured in a CUDA graph,
+// "tf32" variants run the per-bin products of T > 1 on TF32 tensor cores.
 //
 //   bench_cuda --benchmark_filter=11008x4096/b64 --benchmark_out=gpu.json --benchmark_out_format=json
 
@@ -215,7 +216,8 @@ void run_dense(benchmark::State& state, Index m, Index n, Index T, Precision pre
   state.counters["weight_bytes"] = static_cast<double>(m * n * (precision == Precision::fp16 ? 2 : 4));
 }
 
-void run_block_circulant(benchmark::State& state, Index m, Index n, Index b, Index T, bool cold, bool graph) {
+void run_block_circulant(benchmark::State& state, Index m, Index n, Index b, Index T, bool cold, bool graph,
+                         fftmat::cuda::ProductPrecision precision) {
   const Index p = m / b, q = n / b, bins = b / 2 + 1;
   const std::size_t spectra_bytes = static_cast<std::size_t>(bins * p * q) * 8;
   std::vector<float> params(static_cast<std::size_t>(m * n / b));
@@ -223,7 +225,7 @@ void run_block_circulant(benchmark::State& state, Index m, Index n, Index b, Ind
   const fftmat::BlockCirculant<float> A(m, n, b, Eigen::Map<const Eigen::VectorXf>(params.data(), static_cast<Index>(params.size())));
   const Index copies = copies_for(spectra_bytes, cold, 256);
   std::vector<std::unique_ptr<fftmat::cuda::BlockCirculant<float>>> objects;
-  for (Index c = 0; c < copies; ++c) objects.push_back(std::make_unique<fftmat::cuda::BlockCirculant<float>>(A));
+  for (Index c = 0; c < copies; ++c) objects.push_back(std::make_unique<fftmat::cuda::BlockCirculant<float>>(A, precision));
   thrust::device_vector<float> X(static_cast<std::size_t>(n * T)), Y(static_cast<std::size_t>(m * T));
   fill(X, 5u);
   Stream stream;
@@ -291,12 +293,19 @@ int main(int argc, char** argv) {
           })->UseManualTime()->Unit(benchmark::kMicrosecond);
         }
         for (Index b : kBlocks) {
-          for (bool graph : {false, true}) {
-            if (graph && T != 1) continue;  // graphs target launch latency: decode
-            const std::string name = std::string(graph ? "block_circulant_graph/" : "block_circulant/") +
-                                     shape_name(s.m, s.n) + "/b" + std::to_string(b) + suffix;
+          using fftmat::cuda::ProductPrecision;
+          // graph: T = 1 only (graphs target launch latency: decode); tf32: T > 1 only (it changes
+          // the per-bin products of the prefill path alone).
+          for (const auto& [prefix, graph, precision] :
+               {std::make_tuple("block_circulant/", false, ProductPrecision::full),
+                std::make_tuple("block_circulant_graph/", true, ProductPrecision::full),
+                std::make_tuple("block_circulant_tf32/", false, ProductPrecision::tf32)}) {
+            if ((graph && T != 1) || (precision == ProductPrecision::tf32 && T == 1)) continue;
+            const std::string name = prefix + shape_name(s.m, s.n) + "/b" + std::to_string(b) + suffix;
+            const bool with_graph = graph;
+            const ProductPrecision product_precision = precision;
             benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& state) {
-              run_block_circulant(state, s.m, s.n, b, T, cold, graph);
+              run_block_circulant(state, s.m, s.n, b, T, cold, with_graph, product_precision);
             })->UseManualTime()->Unit(benchmark::kMicrosecond);
           }
         }

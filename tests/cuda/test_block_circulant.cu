@@ -27,9 +27,10 @@ const std::vector<Index> kTokens = {1, 2, 3, 16, 33, 300};
 /// Both products of `M` for T tokens on `stream`, against the dense reference.
 template <class Scalar>
 void check_products(const test::RandomMatrix<Scalar>& M, Index T, unsigned seed, cudaStream_t stream,
-                    double tolerance) {
+                    double tolerance,
+                    fftmat::cuda::ProductPrecision precision = fftmat::cuda::ProductPrecision::full) {
   const Index m = M.dense.rows(), n = M.dense.cols();
-  const fftmat::cuda::BlockCirculant<Scalar> dA(M.cpu);
+  const fftmat::cuda::BlockCirculant<Scalar> dA(M.cpu, precision);
   CHECK(dA.rows() == m);
   CHECK(dA.cols() == n);
   const test::Matrix<Scalar> X = test::activations<Scalar>(n, T, seed);
@@ -72,6 +73,21 @@ TEST_CASE("GPU block-circulant at Llama-2-7B MLP shapes up to T = 4096 matches t
       test::Stream stream;
       check_products(M, T, 8, stream.stream, test::tolerance<float>());
       fftmat::cuda::release_stream_resources(stream.stream);
+    }
+  }
+}
+
+TEST_CASE("TF32 per-bin products stay within TF32's accuracy of the dense reference") {
+  // Spectra and activation spectra enter the products rounded to 10 mantissa bits (unit roundoff
+  // 2^-11 each); the rounding errors of different terms are independent, so the relative error
+  // of the products stays of the order of 2 * 2^-11 ~ 1e-3. 4e-3 leaves room for the FFTs.
+  const double tf32_tolerance = 4e-3;
+  for (const Shape& s : {Shape{640, 256, 64}, Shape{11008, 4096, 64}, Shape{4096, 11008, 64}}) {
+    const test::RandomMatrix<float> M(s.m, s.n, s.b, 33);
+    for (Index T : {Index(2), Index(256)}) {
+      CAPTURE(s.m);
+      CAPTURE(T);
+      check_products(M, T, 34, nullptr, tf32_tolerance, fftmat::cuda::ProductPrecision::tf32);
     }
   }
 }

@@ -27,6 +27,12 @@ TEST_CASE("a chunk that is not a power of two in [1, 65536] is rejected, naming 
   CHECK(fftmat::cuda::chunk_tokens() == 256);  // unchanged by the rejected values
 }
 
+TEST_CASE("TF32 products are refused for double matrices, before anything is uploaded") {
+  const test::RandomMatrix<double> M(64, 32, 16, 23);
+  CHECK_THROWS_WITH_AS(fftmat::cuda::BlockCirculant<double>(M.cpu, fftmat::cuda::ProductPrecision::tf32),
+                       doctest::Contains("tf32"), fftmat::invalid_argument);
+}
+
 TEST_CASE("zero-padded matrices are rejected on the GPU with a clear message") {
   const test::Vector<float> params = fftmat::test::gaussian_vector(2 * 2 * 16, 22).cast<float>();
   const fftmat::BlockCirculant<float> padded(20, 30, 16, params, fftmat::Padding::zero);

@@ -6,7 +6,7 @@
 //   1. cuFFT R2C of the q*t input blocks straight into the frequency-major layout
 //      (plan_cache.hpp): bin f of block (s, j) at f*q*t + s*q + j, so bin f's q x t matrix X_f is
 //      contiguous and column-major;
-//   2. t > 1: one cublas<C|Z>gemmStridedBatched over the b/2+1 bins, Y_f = C_f X_f. The spectra
+//   2. t > 1: one cublasGemmStridedBatchedEx over the b/2+1 bins, Y_f = C_f X_f. The spectra
 //      are row-major p x q per bin, which cuBLAS (column-major) sees as C_f^T with ld q, hence
 //      op(A) = T. The transpose needs C_f^H, i.e. conj(C_f^T) with op N: a conjugated copy of the
 //      spectra, made on the first transposed product with t > 1 (cuBLAS has no
@@ -54,6 +54,15 @@
 
 namespace fftmat::cuda {
 
+/// Arithmetic of the per-bin products of pieces with more than one token (cuBLAS).
+enum class ProductPrecision {
+  full,  ///< fp32 (fp64 for double) on CUDA cores, as on the CPU
+  /// float only: TF32 tensor cores with fp32 accumulation (CUBLAS_COMPUTE_32F_FAST_TF32). The
+  /// spectra and activation spectra enter the products with 10 mantissa bits (unit roundoff
+  /// 2^-11), so the relative error is of the order of 1e-3 instead of 1e-6.
+  tf32,
+};
+
 namespace detail {
 
 enum class Op { normal, adjoint };
@@ -66,8 +75,11 @@ class Engine {
   using Complex = typename Types<Scalar>::Complex;
   using Index = std::ptrdiff_t;
 
-  explicit Engine(const fftmat::BlockCirculant<Scalar>& A)
+  Engine(const fftmat::BlockCirculant<Scalar>& A, ProductPrecision precision)
       : rows_(A.rows()), cols_(A.cols()), b_(A.block_size()), p_(A.block_rows()), q_(A.block_cols()), bins_(A.bins()) {
+    fftmat::detail::require(precision == ProductPrecision::full || std::is_same_v<Scalar, float>,
+                            "fftmat::cuda::BlockCirculant<double>: ProductPrecision::tf32 is for float matrices");
+    compute_ = precision == ProductPrecision::tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : Types<Scalar>::compute;
     fftmat::detail::require(A.padding() == fftmat::Padding::none || (rows_ % b_ == 0 && cols_ % b_ == 0),
                             "fftmat::cuda::BlockCirculant does not support zero-padded matrices: block size ", b_,
                             " does not divide the ", rows_, "x", cols_, " matrix");
@@ -254,19 +266,17 @@ class Engine {
       }
       FFTMAT_CUDA_CHECK_LAUNCH();
     } else {
-      const int t = static_cast<int>(tokens);
-      const long long bin_stride = static_cast<long long>(p) * q;
-      if (op == Op::normal) {
-        // Y_f (p x t) = op_T(C_f^T stored q x p, ld q) * X_f (q x t, ld q)
-        FFTMAT_CUBLAS_CHECK(Types<Scalar>::gemm_strided_batched(
-            context.blas(), CUBLAS_OP_T, p, t, q, spectra_.data(), q, bin_stride, x_hat, q,
-            static_cast<long long>(q) * t, y_hat, p, static_cast<long long>(p) * t, bins));
-      } else {
-        // Y_f (q x t) = conj(C_f^T) (stored q x p, ld q) * X_f (p x t, ld p)
-        FFTMAT_CUBLAS_CHECK(Types<Scalar>::gemm_strided_batched(
-            context.blas(), CUBLAS_OP_N, q, t, p, conjugate, q, bin_stride, x_hat, p,
-            static_cast<long long>(p) * t, y_hat, q, static_cast<long long>(q) * t, bins));
-      }
+      // normal:  Y_f (p x t) = op_T(C_f^T stored q x p, ld q) * X_f (q x t, ld q)
+      // adjoint: Y_f (q x t) = conj(C_f^T) (stored q x p, ld q) * X_f (p x t, ld p)
+      const bool normal = op == Op::normal;
+      const int rows = normal ? p : q, inner = normal ? q : p, t = static_cast<int>(tokens);
+      const Complex one{1, 0}, zero{0, 0};
+      constexpr cudaDataType_t type = Types<Scalar>::complex_type;
+      FFTMAT_CUBLAS_CHECK(cublasGemmStridedBatchedEx(
+          context.blas(), normal ? CUBLAS_OP_T : CUBLAS_OP_N, CUBLAS_OP_N, rows, t, inner, &one,
+          normal ? spectra_.data() : conjugate, type, q, static_cast<long long>(p) * q, x_hat, type, inner,
+          static_cast<long long>(inner) * t, &zero, y_hat, type, rows, static_cast<long long>(rows) * t, bins,
+          compute_, CUBLAS_GEMM_DEFAULT));
     }
     // 3. Inverse transforms from the frequency-major layout into Y (C2R consumes y_hat).
     inverse(context, y_hat, Y, out_blocks, tokens, stream);
@@ -300,6 +310,7 @@ class Engine {
   Index rows_, cols_, b_, p_, q_, bins_;
   int device_ = 0;
   bool fused_ = false;
+  cublasComputeType_t compute_ = Types<Scalar>::compute;
   DeviceBuffer<Complex> spectra_, twiddles_;
   DeviceBuffer<Complex> conjugate_spectra_;
   std::mutex conjugate_mutex_;
@@ -322,10 +333,10 @@ class BlockCirculant {
  public:
   using Index = std::ptrdiff_t;
 
-  /// Throws fftmat::invalid_argument for a zero-padded matrix, fftmat::cuda_error when a CUDA,
-  /// cuFFT or cuBLAS call fails (no device, out of memory).
-  explicit BlockCirculant(const fftmat::BlockCirculant<Scalar>& A)
-      : engine_(std::make_unique<detail::Engine<Scalar>>(A)) {}
+  /// Throws fftmat::invalid_argument for a zero-padded matrix (or TF32 for double),
+  /// fftmat::cuda_error when a CUDA, cuFFT or cuBLAS call fails (no device, out of memory).
+  explicit BlockCirculant(const fftmat::BlockCirculant<Scalar>& A, ProductPrecision precision = ProductPrecision::full)
+      : engine_(std::make_unique<detail::Engine<Scalar>>(A, precision)) {}
 
   Index rows() const { return engine().rows(); }
   Index cols() const { return engine().cols(); }
