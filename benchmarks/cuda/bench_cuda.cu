@@ -222,10 +222,13 @@ void run_block_circulant(benchmark::State& state, Index m, Index n, Index b, Ind
   const std::size_t spectra_bytes = static_cast<std::size_t>(bins * p * q) * 8;
   std::vector<float> params(static_cast<std::size_t>(m * n / b));
   for (std::size_t k = 0; k < params.size(); ++k) params[k] = HashValue<float>{7u}(static_cast<unsigned>(k));
-  const fftmat::BlockCirculant<float> A(m, n, b, Eigen::Map<const Eigen::VectorXf>(params.data(), static_cast<Index>(params.size())));
+  const fftmat::BlockCirculant<float> A(
+      m, n, b, Eigen::Map<const Eigen::VectorXf>(params.data(), static_cast<Index>(params.size())));
   const Index copies = copies_for(spectra_bytes, cold, 256);
   std::vector<std::unique_ptr<fftmat::cuda::BlockCirculant<float>>> objects;
-  for (Index c = 0; c < copies; ++c) objects.push_back(std::make_unique<fftmat::cuda::BlockCirculant<float>>(A, precision));
+  for (Index c = 0; c < copies; ++c) {
+    objects.push_back(std::make_unique<fftmat::cuda::BlockCirculant<float>>(A, precision));
+  }
   thrust::device_vector<float> X(static_cast<std::size_t>(n * T)), Y(static_cast<std::size_t>(m * T));
   fill(X, 5u);
   Stream stream;

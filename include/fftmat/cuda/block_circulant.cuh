@@ -4,13 +4,11 @@
 // A product Y = A X (X: n x T column-major on the device, Y: m x T) runs on the caller's stream,
 // in pieces of power-of-two token counts (stream_context.hpp), each piece of t tokens as
 //   1. cuFFT R2C of the q*t input blocks straight into the frequency-major layout
-//      (plan_cache.hpp): bin f of block (s, j) at f*q*t + s*q + j, so bin f's q x t matrix X_f is
+//      (layout.hpp): bin f of block (s, j) at f*q*t + s*q + j, so bin f's q x t matrix X_f is
 //      contiguous and column-major;
-//   2. t > 1: one cublasGemmStridedBatchedEx over the b/2+1 bins, Y_f = C_f X_f. The spectra
-//      are row-major p x q per bin, which cuBLAS (column-major) sees as C_f^T with ld q, hence
-//      op(A) = T. The transpose needs C_f^H, i.e. conj(C_f^T) with op N: a conjugated copy of the
-//      spectra, made on the first transposed product with t > 1 (cuBLAS has no
-//      conjugate-without-transpose op);
+//   2. t > 1: one cublasGemmStridedBatchedEx over the b/2+1 bins, Y_f = C_f X_f (layout.hpp);
+//      the transpose multiplies by C_f^H, through a conjugated copy of the spectra made on the
+//      first transposed product with t > 1;
 //   3. cuFFT C2R of the p*t output blocks from the frequency-major layout straight into Y.
 // A piece of one token (decode) uses the custom kernels of kernels.cuh instead of cuBLAS: for
 // b <= 512 the GEMV and the inverse transform are fused, so the whole product is two launches.
@@ -48,6 +46,7 @@
 #include "buffer.hpp"
 #include "error.hpp"
 #include "kernels.cuh"
+#include "layout.hpp"
 #include "plan_cache.hpp"
 #include "stream_context.hpp"
 #include "types.hpp"
@@ -84,7 +83,8 @@ class Engine {
                             "fftmat::cuda::BlockCirculant does not support zero-padded matrices: block size ", b_,
                             " does not divide the ", rows_, "x", cols_, " matrix");
     fftmat::detail::require(b_ <= INT_MAX && p_ <= INT_MAX && q_ <= INT_MAX && bins_ * p_ * q_ <= INT_MAX,
-                            "a ", rows_, "x", cols_, " matrix with block size ", b_, " is too large for the GPU backend");
+                            "a ", rows_, "x", cols_, " matrix with block size ", b_,
+                            " is too large for the GPU backend");
     device_ = current_device();
     fused_ = b_ <= kFusedMaxBlock;
 
@@ -266,17 +266,13 @@ class Engine {
       }
       FFTMAT_CUDA_CHECK_LAUNCH();
     } else {
-      // normal:  Y_f (p x t) = op_T(C_f^T stored q x p, ld q) * X_f (q x t, ld q)
-      // adjoint: Y_f (q x t) = conj(C_f^T) (stored q x p, ld q) * X_f (p x t, ld p)
-      const bool normal = op == Op::normal;
-      const int rows = normal ? p : q, inner = normal ? q : p, t = static_cast<int>(tokens);
+      const BinProducts g = bin_products(op == Op::adjoint, p, q, static_cast<int>(tokens), bins);
       const Complex one{1, 0}, zero{0, 0};
       constexpr cudaDataType_t type = Types<Scalar>::complex_type;
       FFTMAT_CUBLAS_CHECK(cublasGemmStridedBatchedEx(
-          context.blas(), normal ? CUBLAS_OP_T : CUBLAS_OP_N, CUBLAS_OP_N, rows, t, inner, &one,
-          normal ? spectra_.data() : conjugate, type, q, static_cast<long long>(p) * q, x_hat, type, inner,
-          static_cast<long long>(inner) * t, &zero, y_hat, type, rows, static_cast<long long>(rows) * t, bins,
-          compute_, CUBLAS_GEMM_DEFAULT));
+          context.blas(), g.transpose_a ? CUBLAS_OP_T : CUBLAS_OP_N, CUBLAS_OP_N, g.m, g.n, g.k, &one,
+          op == Op::normal ? spectra_.data() : conjugate, type, g.lda, g.stride_a, x_hat, type, g.ldb, g.stride_b,
+          &zero, y_hat, type, g.ldc, g.stride_c, g.batch, compute_, CUBLAS_GEMM_DEFAULT));
     }
     // 3. Inverse transforms from the frequency-major layout into Y (C2R consumes y_hat).
     inverse(context, y_hat, Y, out_blocks, tokens, stream);
@@ -321,10 +317,10 @@ class Engine {
 /// A block-circulant matrix on the GPU, built from its CPU counterpart (spectra uploaded once, on
 /// the device current at construction, through a stream of its own). The destructor waits for the
 /// device (queued calls and graph replays may still read the spectra). Same shapes and semantics
-/// as fftmat::BlockCirculant: apply(X, Y, T) computes Y = A X for X n x T and Y m x T column-major on the device (token t's
-/// vector contiguous at X + t*n); apply_transpose computes Y = A^T X. X and Y may be the same
-/// buffer (m == n): all of X is transformed before Y is written. Calls are asynchronous on
-/// `stream`. Scalar: float or double.
+/// as fftmat::BlockCirculant: apply(X, Y, T) computes Y = A X for X n x T and Y m x T
+/// column-major on the device (token t's vector contiguous at X + t*n); apply_transpose computes
+/// Y = A^T X. X and Y may be the same buffer (m == n): each piece of tokens is transformed before
+/// its part of Y is written. Calls are asynchronous on `stream`. Scalar: float or double.
 template <class Scalar>
 class BlockCirculant {
   static_assert(std::is_same_v<Scalar, float> || std::is_same_v<Scalar, double>,

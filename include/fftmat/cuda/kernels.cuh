@@ -6,7 +6,7 @@
 //     adjoint:  y_f[j] = sum_i conj(C_f[i][j]) x_f[i]    (j < q, i < p)
 //
 // with C_f the row-major p x q spectrum of bin f at spectra + f*p*q and the vectors in the
-// frequency-major layout of plan_cache.hpp (bin f of block k at f*blocks + k). At T = 1 cuBLAS's
+// frequency-major layout of layout.hpp (bin f of block k at f*blocks + k). At T = 1 cuBLAS's
 // batched GEMM is a poor fit (one column per bin) and the whole product is a few microseconds of
 // memory traffic, so launch count is what matters:
 //

@@ -1,14 +1,6 @@
 #pragma once
-// cuFFT plans for batched length-b real transforms in the frequency-major layout, cached per
-// stream (stream_context.hpp) and shared by every matrix used on that stream.
-//
-// Layout (docs/gpu.md). `blocks * tokens` blocks of b reals, block k contiguous at k*b (for the
-// activations, k = t*blocks + j, so the column-major dim x tokens matrix is exactly this), and
-// their half spectra stored frequency-major: bin f of block k at f*batch + k, batch = blocks *
-// tokens. With cuFFT's advanced layout that is, forward, istride 1, idist b, ostride batch,
-// odist 1; inverse the mirror image. Every bin's (blocks x tokens) matrix is then contiguous and
-// column-major, which is what one strided batched GEMM over the bins consumes, and no separate
-// transpose pass is needed.
+// cuFFT plans for batched length-b real transforms in the frequency-major layout (layout.hpp),
+// cached per stream (stream_context.hpp) and shared by every matrix used on that stream.
 //
 // Products are cut into pieces of power-of-two token counts no larger than the chunk size
 // (stream_context.hpp), so the plans a stream ever holds are, per (b, blocks, precision,
@@ -24,6 +16,7 @@
 #include <vector>
 
 #include "error.hpp"
+#include "layout.hpp"
 
 namespace fftmat::cuda::detail {
 
@@ -60,18 +53,15 @@ class FftPlan {
 
  private:
   void make(const PlanKey& key, cudaStream_t stream) {
-    const int b = key.b, batch = key.blocks * key.tokens;
-    int size[1] = {b};
-    int real_embed[1] = {b};
-    int complex_embed[1] = {b / 2 + 1};
+    const bool forward = is_forward(key.type);
+    FftLayout layout = forward ? forward_layout(key.b, key.blocks, key.tokens)
+                               : inverse_layout(key.b, key.blocks, key.tokens);
+    int real_embed[1] = {key.b};
+    int complex_embed[1] = {key.b / 2 + 1};
     std::size_t work_size = 0;
-    if (is_forward(key.type)) {
-      FFTMAT_CUFFT_CHECK(cufftMakePlanMany(plan_, 1, size, real_embed, /*istride=*/1, /*idist=*/b, complex_embed,
-                                           /*ostride=*/batch, /*odist=*/1, key.type, batch, &work_size));
-    } else {
-      FFTMAT_CUFFT_CHECK(cufftMakePlanMany(plan_, 1, size, complex_embed, /*istride=*/batch, /*idist=*/1,
-                                           real_embed, /*ostride=*/1, /*odist=*/b, key.type, batch, &work_size));
-    }
+    FFTMAT_CUFFT_CHECK(cufftMakePlanMany(plan_, 1, &layout.n, forward ? real_embed : complex_embed, layout.istride,
+                                         layout.idist, forward ? complex_embed : real_embed, layout.ostride,
+                                         layout.odist, key.type, layout.batch, &work_size));
     FFTMAT_CUFFT_CHECK(cufftSetStream(plan_, stream));
   }
   cufftHandle plan_ = 0;

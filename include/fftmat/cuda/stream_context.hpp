@@ -1,7 +1,7 @@
 #pragma once
 // What the GPU matrices need per (device, stream), shared by every matrix used on that stream:
-// two scratch arrays for the activation spectra, the cuFFT plans (plan_cache.hpp) and a cuBLAS
-// handle, each bound to the stream once.
+// two scratch arrays for the activation spectra (layout.hpp), the cuFFT plans (plan_cache.hpp)
+// and a cuBLAS handle, each bound to the stream once.
 //
 // Why per stream: work queued on one stream runs in order, so all matrices can share one
 // workspace there without any event, and two streams never share scratch memory, so calls on
