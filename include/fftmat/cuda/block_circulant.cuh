@@ -136,16 +136,16 @@ class Engine {
   void multiply(const Scalar* X, Scalar* Y, Index T, cudaStream_t stream, Op op) {
     const char* name = op == Op::normal ? "apply" : "apply_transpose";
     fftmat::detail::require(X != nullptr && Y != nullptr, name, ": null device pointer");
-    check_tokens(T, name);
+    const Index chunk = chunk_tokens();  // read once: another thread may change it meanwhile
+    check_tokens(T, chunk, name);
     ScopedDevice device(device_);
     const bool capturing = is_capturing(stream);
     const std::shared_ptr<StreamContext> context = StreamRegistry::instance().get(device_, stream, capturing, name);
     const Complex* conjugate = op == Op::adjoint && T > 1 ? conjugate_spectra(capturing, name) : nullptr;
 
     std::lock_guard<std::mutex> lock(context->mutex());
-    reserve(*context, T, op, capturing, name);  // everything first: nothing is queued if it throws
+    reserve(*context, T, chunk, op, capturing, name);  // everything first: nothing is queued if it throws
     const Index in_dim = op == Op::normal ? cols_ : rows_, out_dim = op == Op::normal ? rows_ : cols_;
-    const Index chunk = chunk_tokens();
     for (Index done = 0; done < T;) {
       const Index piece = next_piece(T - done, chunk);
       enqueue_piece(*context, X + done * in_dim, Y + done * out_dim, piece, stream, op, conjugate);
@@ -155,7 +155,8 @@ class Engine {
 
   /// Allocates, outside any capture, what products of up to `max_tokens` tokens on `stream` need.
   void prepare(Index max_tokens, cudaStream_t stream) {
-    check_tokens(max_tokens, "prepare");
+    const Index chunk = chunk_tokens();
+    check_tokens(max_tokens, chunk, "prepare");
     ScopedDevice device(device_);
     const bool capturing = is_capturing(stream);
     fftmat::detail::require(!capturing, "prepare: allocates, so it must not run inside a stream capture");
@@ -163,17 +164,16 @@ class Engine {
     if (max_tokens > 1) conjugate_spectra(false, "prepare");
     std::lock_guard<std::mutex> lock(context->mutex());
     for (Op op : {Op::normal, Op::adjoint}) {
-      for (Index tokens = 1; tokens <= max_tokens && tokens <= chunk_tokens(); tokens *= 2) {
-        reserve(*context, tokens, op, false, "prepare");
+      for (Index tokens = 1; tokens <= max_tokens && tokens <= chunk; tokens *= 2) {
+        reserve(*context, tokens, chunk, op, false, "prepare");
       }
     }
   }
 
  private:
-  void check_tokens(Index T, const char* name) const {
+  void check_tokens(Index T, Index chunk, const char* name) const {
     fftmat::detail::require(T > 0, name, ": the number of tokens T must be positive, got ", T);
-    fftmat::detail::require(chunk_tokens() <= INT_MAX / (b_ * std::max(p_, q_)), name, ": chunks of ",
-                            chunk_tokens(), " tokens of a ", rows_, "x", cols_,
+    fftmat::detail::require(chunk <= INT_MAX / (b_ * std::max(p_, q_)), name, ": chunks of ", chunk, " tokens of a ", rows_, "x", cols_,
                             " matrix exceed the 32-bit sizes of cuFFT plans; lower set_chunk_tokens()");
   }
 
@@ -184,9 +184,8 @@ class Engine {
   bool fused(Index tokens) const noexcept { return tokens == 1 && fused_; }
 
   /// Makes sure the stream holds the workspace and every plan the pieces of a T-token product use.
-  void reserve(StreamContext& context, Index T, Op op, bool capturing, const char* name) {
+  void reserve(StreamContext& context, Index T, Index chunk, Op op, bool capturing, const char* name) {
     const Index in_blocks = op == Op::normal ? q_ : p_, out_blocks = op == Op::normal ? p_ : q_;
-    const Index chunk = chunk_tokens();
     const Index largest = next_piece(T, chunk);
     const std::size_t bytes = static_cast<std::size_t>(bins_ * std::max(p_, q_) * largest) * sizeof(Complex);
     const char* advice = ": make the first call with this many tokens on this stream (or prepare()) before the "
