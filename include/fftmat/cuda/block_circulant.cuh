@@ -173,7 +173,8 @@ class Engine {
  private:
   void check_tokens(Index T, Index chunk, const char* name) const {
     fftmat::detail::require(T > 0, name, ": the number of tokens T must be positive, got ", T);
-    fftmat::detail::require(chunk <= INT_MAX / (b_ * std::max(p_, q_)), name, ": chunks of ", chunk, " tokens of a ", rows_, "x", cols_,
+    fftmat::detail::require(chunk <= INT_MAX / (b_ * std::max(p_, q_)), name, ": chunks of ", chunk,
+                            " tokens of a ", rows_, "x", cols_,
                             " matrix exceed the 32-bit sizes of cuFFT plans; lower set_chunk_tokens()");
   }
 
