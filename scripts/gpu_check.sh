@@ -62,7 +62,8 @@ run_check() {
   local deps_dir=${2:-$ROOT/.gpu_deps}
   local build_dir=${BUILD_DIR:-$ROOT/build-gpu}
   local jobs=${JOBS:-$(nproc)}
-  local bench_filter=${BENCH_FILTER:-'^(dense_fp16|block_circulant|block_circulant_graph|block_circulant_tf32)/(11008x4096|4096x11008)/b64/T(1|256)/cold$'}
+  local bench_rows='dense_fp16|block_circulant|block_circulant_graph|block_circulant_bf16|block_circulant_tf32'
+  local bench_filter=${BENCH_FILTER:-"^($bench_rows)/(11008x4096|4096x11008)/b64/T(1|256)/cold\$"}
   local failed=0 check_start=$SECONDS
   [[ -d $deps_dir/usr ]] || { echo "gpu_check: no $deps_dir/usr; run 'scripts/gpu_check.sh prepare' first" >&2; exit 1; }
   deps_dir=$(cd "$deps_dir" && pwd)

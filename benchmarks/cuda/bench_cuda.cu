@@ -9,7 +9,8 @@
 // where each layer's weights are touched once. "warm" variants reuse one copy (L2-resident when it
 // fits). Block-circulant results carry counters with the dense fp16/fp32 times measured in the
 // same run and the speedups; "graph" variants replay the whole rotation captured in a CUDA graph,
-// "tf32" variants run the per-bin products of T > 1 on TF32 tensor cores.
+// "bf16" variants stream bfloat16 spectra at T = 1, "tf32" variants run the per-bin products of
+// T > 1 on TF32 tensor cores.
 //
 //   bench_cuda --benchmark_filter=11008x4096/b64 --benchmark_out=gpu.json --benchmark_out_format=json
 
@@ -217,13 +218,13 @@ void run_dense(benchmark::State& state, Index m, Index n, Index T, Precision pre
 }
 
 void run_block_circulant(benchmark::State& state, Index m, Index n, Index b, Index T, bool cold, bool graph,
-                         fftmat::cuda::ProductPrecision precision) {
+                         fftmat::cuda::ProductPrecision precision, fftmat::SpectrumPrecision spectrum) {
   const Index p = m / b, q = n / b, bins = b / 2 + 1;
   const std::size_t spectra_bytes = static_cast<std::size_t>(bins * p * q) * 8;
   std::vector<float> params(static_cast<std::size_t>(m * n / b));
   for (std::size_t k = 0; k < params.size(); ++k) params[k] = HashValue<float>{7u}(static_cast<unsigned>(k));
-  const fftmat::BlockCirculant<float> A(
-      m, n, b, Eigen::Map<const Eigen::VectorXf>(params.data(), static_cast<Index>(params.size())));
+  const Eigen::Map<const Eigen::VectorXf> parameters(params.data(), static_cast<Index>(params.size()));
+  const fftmat::BlockCirculant<float> A(m, n, b, parameters, fftmat::Padding::none, spectrum);
   const Index copies = copies_for(spectra_bytes, cold, 256);
   std::vector<std::unique_ptr<fftmat::cuda::BlockCirculant<float>>> objects;
   for (Index c = 0; c < copies; ++c) {
@@ -296,19 +297,23 @@ int main(int argc, char** argv) {
           })->UseManualTime()->Unit(benchmark::kMicrosecond);
         }
         for (Index b : kBlocks) {
+          using fftmat::SpectrumPrecision;
           using fftmat::cuda::ProductPrecision;
-          // graph: T = 1 only (graphs target launch latency: decode); tf32: T > 1 only (it changes
-          // the per-bin products of the prefill path alone).
-          for (const auto& [prefix, graph, precision] :
-               {std::make_tuple("block_circulant/", false, ProductPrecision::full),
-                std::make_tuple("block_circulant_graph/", true, ProductPrecision::full),
-                std::make_tuple("block_circulant_tf32/", false, ProductPrecision::tf32)}) {
-            if ((graph && T != 1) || (precision == ProductPrecision::tf32 && T == 1)) continue;
+          // graph and bf16: T = 1 only (launch latency and the bytes streamed matter in decode);
+          // tf32: T > 1 only (it changes the per-bin products of the prefill path alone).
+          for (const auto& [prefix, graph, precision, spectrum] :
+               {std::make_tuple("block_circulant/", false, ProductPrecision::full, SpectrumPrecision::full),
+                std::make_tuple("block_circulant_graph/", true, ProductPrecision::full, SpectrumPrecision::full),
+                std::make_tuple("block_circulant_bf16/", false, ProductPrecision::full, SpectrumPrecision::bfloat16),
+                std::make_tuple("block_circulant_tf32/", false, ProductPrecision::tf32, SpectrumPrecision::full)}) {
+            const bool decode_only = graph || spectrum == SpectrumPrecision::bfloat16;
+            if ((decode_only && T != 1) || (precision == ProductPrecision::tf32 && T == 1)) continue;
             const std::string name = prefix + shape_name(s.m, s.n) + "/b" + std::to_string(b) + suffix;
             const bool with_graph = graph;
             const ProductPrecision product_precision = precision;
+            const SpectrumPrecision spectrum_precision = spectrum;
             benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& state) {
-              run_block_circulant(state, s.m, s.n, b, T, cold, with_graph, product_precision);
+              run_block_circulant(state, s.m, s.n, b, T, cold, with_graph, product_precision, spectrum_precision);
             })->UseManualTime()->Unit(benchmark::kMicrosecond);
           }
         }

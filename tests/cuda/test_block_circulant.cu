@@ -92,6 +92,33 @@ TEST_CASE("TF32 per-bin products stay within TF32's accuracy of the dense refere
   }
 }
 
+TEST_CASE("bfloat16 spectra: one-token products match the dense reference to bfloat16 accuracy") {
+  // Each stored spectrum value is off by at most 2^-9 relative (8 significant bits), the errors of
+  // different terms are independent: the relative error of a product stays well below 5e-3, the
+  // CPU tests' bound, and the rounding must be visible (above 1e-4) for the copy to be in use.
+  for (const Shape& s : {Shape{640, 256, 64}, Shape{4096, 11008, 64}}) {
+    CAPTURE(s.m);
+    const test::Vector<float> params = fftmat::test::gaussian_vector(s.m * s.n / s.b, 35).cast<float>();
+    const fftmat::BlockCirculant<float> A(s.m, s.n, s.b, params, fftmat::Padding::none,
+                                          fftmat::SpectrumPrecision::bfloat16);
+    REQUIRE(A.spectrum_precision() == fftmat::SpectrumPrecision::bfloat16);
+    const Eigen::MatrixXd dense = fftmat::test::dense_block_circulant(s.m, s.n, s.b, params.cast<double>());
+    const fftmat::cuda::BlockCirculant<float> dA(A);
+    const test::Matrix<float> X = test::activations<float>(s.n, 1, 36);
+    thrust::device_vector<float> dX = test::upload(X), dY;
+    dA.apply(dX, dY, 1);
+    const double error = test::sampled_error(test::download(dY, s.m, 1), dense, X);
+    CHECK(error < 5e-3);
+    CHECK(error > 1e-4);
+    // The transpose keeps full precision, as on the CPU.
+    const test::Matrix<float> Xt = test::activations<float>(s.m, 1, 37);
+    thrust::device_vector<float> dXt = test::upload(Xt), dYt;
+    dA.apply_transpose(dXt, dYt, 1);
+    CHECK(test::sampled_error(test::download(dYt, s.n, 1), Eigen::MatrixXd(dense.transpose()), Xt) <
+          test::tolerance<float>());
+  }
+}
+
 TEST_CASE("a small chunk cuts products into many pieces, with the same results") {
   const test::RandomMatrix<float> M(640, 384, 64, 31);
   struct Chunk {  // the default chunk again however the test ends

@@ -11,7 +11,8 @@
 //      first transposed product with t > 1;
 //   3. cuFFT C2R of the p*t output blocks from the frequency-major layout straight into Y.
 // A piece of one token (decode) uses the custom kernels of kernels.cuh instead of cuBLAS: for
-// b <= 512 the GEMV and the inverse transform are fused, so the whole product is two launches.
+// b <= 512 the GEMV and the inverse transform are fused, so the whole product is two launches;
+// with SpectrumPrecision::bfloat16 (float) they read a bfloat16 copy of the spectra.
 //
 // Workspace, plans and cuBLAS handles belong to the stream, not to the matrix, and are shared by
 // every matrix used on it (stream_context.hpp). A call allocates only what its stream does not
@@ -25,6 +26,7 @@
 //
 // Zero-padded matrices (fftmat::Padding::zero) are rejected: every block is exactly b long here.
 
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <thrust/device_vector.h>
 #include <thrust/execution_policy.h>
@@ -90,6 +92,16 @@ class Engine {
 
     const std::size_t count = static_cast<std::size_t>(bins_ * p_ * q_);
     DeviceBuffer<Complex> spectra(count), twiddles(fused_ ? static_cast<std::size_t>(b_) : 0);
+    // SpectrumPrecision::bfloat16 (float matrices): one-token products A x stream a bfloat16 copy
+    // of the spectra, half the bytes, as on the CPU; everything else keeps full precision.
+    const bool bfloat16 =
+        std::is_same_v<Scalar, float> && A.spectrum_precision() == fftmat::SpectrumPrecision::bfloat16;
+    DeviceBuffer<__nv_bfloat162> bfloat16_spectra(bfloat16 ? count : 0);
+    std::vector<__nv_bfloat162> rounded(bfloat16_spectra.size());
+    for (std::size_t k = 0; k < rounded.size(); ++k) {
+      rounded[k] = __floats2bfloat162_rn(static_cast<float>(A.spectra()[k].real()),
+                                         static_cast<float>(A.spectra()[k].imag()));
+    }
     // cos/sin of 2 pi m / b in double, rounded once: the fused inverse DFT is then as accurate as
     // an FFT of the same length.
     std::vector<Complex> table(twiddles.size());
@@ -107,9 +119,14 @@ class Engine {
       FFTMAT_CUDA_CHECK(cudaMemcpyAsync(twiddles.data(), table.data(), table.size() * sizeof(Complex),
                                         cudaMemcpyHostToDevice, upload.get()));
     }
+    if (!rounded.empty()) {
+      FFTMAT_CUDA_CHECK(cudaMemcpyAsync(bfloat16_spectra.data(), rounded.data(), rounded.size() * sizeof(rounded[0]),
+                                        cudaMemcpyHostToDevice, upload.get()));
+    }
     FFTMAT_CUDA_CHECK(cudaStreamSynchronize(upload.get()));  // the host sources may go away now
     spectra_ = std::move(spectra);
     twiddles_ = std::move(twiddles);
+    bfloat16_spectra_ = std::move(bfloat16_spectra);
   }
 
   Engine(const Engine&) = delete;
@@ -122,6 +139,7 @@ class Engine {
     cudaDeviceSynchronize();
     spectra_ = {};
     conjugate_spectra_ = {};
+    bfloat16_spectra_ = {};
     twiddles_ = {};
   }
 
@@ -240,31 +258,15 @@ class Engine {
     // 1. Forward transforms, landing frequency-major.
     forward(context, X, x_hat, in_blocks, tokens, stream);
 
-    if (fused(tokens)) {
-      // 2+3. Fused per-bin GEMV and inverse real DFT, one block per output block.
-      const std::size_t shared = static_cast<std::size_t>(b_ + bins_) * sizeof(Complex);
-      const unsigned grid = static_cast<unsigned>(out_blocks);
-      const int b = static_cast<int>(b_);
-      if (op == Op::normal) {
-        fused_gemv_irdft<false, Scalar, Complex>
-            <<<grid, kThreads, shared, stream>>>(spectra_.data(), x_hat, twiddles_.data(), Y, p, q, b);
-      } else {
-        fused_gemv_irdft<true, Scalar, Complex>
-            <<<grid, kThreads, shared, stream>>>(spectra_.data(), x_hat, twiddles_.data(), Y, p, q, b);
-      }
-      FFTMAT_CUDA_CHECK_LAUNCH();
-      return;
-    }
-    // 2. Per-bin products into y_hat (frequency-major, out_blocks x tokens per bin).
     if (tokens == 1) {
-      // At most bins * max(p, q) <= bins * p * q blocks, which the constructor bounded by INT_MAX.
-      const long long grid = (out_blocks + kWarps - 1) / kWarps * bins_;
-      if (op == Op::normal) {
-        gemv_bins<false><<<static_cast<unsigned>(grid), kThreads, 0, stream>>>(spectra_.data(), x_hat, y_hat, p, q);
-      } else {
-        gemv_bins<true><<<static_cast<unsigned>(grid), kThreads, 0, stream>>>(spectra_.data(), x_hat, y_hat, p, q);
+      // 2. (+3. when fused) The one-token kernels, on the bfloat16 copy where there is one.
+      bool used_bfloat16 = false;
+      if constexpr (std::is_same_v<Scalar, float>) {  // bfloat16 pairs widen to float2 only
+        used_bfloat16 = op == Op::normal && !bfloat16_spectra_.empty();
+        if (used_bfloat16) enqueue_one_token(bfloat16_spectra_.data(), x_hat, y_hat, Y, out_blocks, stream, op);
       }
-      FFTMAT_CUDA_CHECK_LAUNCH();
+      if (!used_bfloat16) enqueue_one_token(spectra_.data(), x_hat, y_hat, Y, out_blocks, stream, op);
+      if (fused_) return;
     } else {
       const BinProducts g = bin_products(op == Op::adjoint, p, q, static_cast<int>(tokens), bins);
       const Complex one{1, 0}, zero{0, 0};
@@ -276,6 +278,36 @@ class Engine {
     }
     // 3. Inverse transforms from the frequency-major layout into Y (C2R consumes y_hat).
     inverse(context, y_hat, Y, out_blocks, tokens, stream);
+  }
+
+  /// A one-token piece's per-bin products from spectra stored as S: fused with the inverse DFT
+  /// into Y (b <= kFusedMaxBlock), or into y_hat for the inverse cuFFT.
+  template <class S>
+  void enqueue_one_token(const S* spectra, const Complex* x_hat, Complex* y_hat, Scalar* Y, Index out_blocks,
+                         cudaStream_t stream, Op op) {
+    const int p = static_cast<int>(p_), q = static_cast<int>(q_);
+    if (fused_) {
+      // One thread block per output block.
+      const std::size_t shared = static_cast<std::size_t>(b_ + bins_) * sizeof(Complex);
+      const unsigned grid = static_cast<unsigned>(out_blocks);
+      const int b = static_cast<int>(b_);
+      if (op == Op::normal) {
+        fused_gemv_irdft<false, Scalar>
+            <<<grid, kThreads, shared, stream>>>(spectra, x_hat, twiddles_.data(), Y, p, q, b);
+      } else {
+        fused_gemv_irdft<true, Scalar>
+            <<<grid, kThreads, shared, stream>>>(spectra, x_hat, twiddles_.data(), Y, p, q, b);
+      }
+    } else {
+      // At most bins * max(p, q) <= bins * p * q blocks, which the constructor bounded by INT_MAX.
+      const unsigned grid = static_cast<unsigned>((out_blocks + kWarps - 1) / kWarps * bins_);
+      if (op == Op::normal) {
+        gemv_bins<false><<<grid, kThreads, 0, stream>>>(spectra, x_hat, y_hat, p, q);
+      } else {
+        gemv_bins<true><<<grid, kThreads, 0, stream>>>(spectra, x_hat, y_hat, p, q);
+      }
+    }
+    FFTMAT_CUDA_CHECK_LAUNCH();
   }
 
   /// Half spectra of blocks*tokens blocks of b reals (contiguous) into the frequency-major layout.
@@ -309,6 +341,7 @@ class Engine {
   cublasComputeType_t compute_ = Types<Scalar>::compute;
   DeviceBuffer<Complex> spectra_, twiddles_;
   DeviceBuffer<Complex> conjugate_spectra_;
+  DeviceBuffer<__nv_bfloat162> bfloat16_spectra_;  // empty unless SpectrumPrecision::bfloat16
   std::mutex conjugate_mutex_;
 };
 
