@@ -34,6 +34,13 @@ if(FFTMAT_CUDA_ENABLED)
   # Eigen (included by the CPU headers the GPU types are built from) calls constexpr std::complex
   # functions from __host__ __device__ code: without this flag nvcc warns on every such use.
   target_compile_options(fftmat_cuda INTERFACE $<$<COMPILE_LANGUAGE:CUDA>:--expt-relaxed-constexpr>)
+  # The project's warning flags (CMakeLists.txt, fftmat_project_options) for our own .cu targets:
+  # nvcc's host compilation gets them through -Xcompiler, and nvcc's own diagnostics become errors
+  # with them. -Wpedantic is left out: nvcc's generated host stubs trip it in every file.
+  add_library(fftmat_cuda_project_options INTERFACE)
+  target_compile_options(fftmat_cuda_project_options INTERFACE
+    $<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-Wall,-Wextra,-Wshadow,-Wconversion,-Wno-sign-conversion>
+    $<$<AND:$<COMPILE_LANGUAGE:CUDA>,$<BOOL:${FFTMAT_WARNINGS_AS_ERRORS}>>:-Werror=all-warnings -Xcompiler=-Werror>)
   message(STATUS "fftmat: CUDA backend enabled (architectures ${CMAKE_CUDA_ARCHITECTURES})")
 else()
   message(STATUS "fftmat: CUDA backend disabled")

@@ -1,5 +1,5 @@
 // GPU benchmarks: fftmat::cuda::BlockCirculant<float> against cuBLAS dense products in fp16
-// (tensor cores, fp32 accumulation) and fp32, for the Llama-2-7B MLP shapes (DESIGN.md section 5).
+// (tensor cores, fp32 accumulation) and fp32, for the Llama-2-7B MLP shapes (docs/gpu.md).
 //
 // Timing is cudaEvent-based (manual time): one benchmark iteration enqueues `reps` products
 // back-to-back on one stream between two events; the reported time is per product, so it includes
@@ -8,7 +8,9 @@
 // exceed 3x the L2 cache, so every product reads its weights from HBM, as in a real forward pass
 // where each layer's weights are touched once. "warm" variants reuse one copy (L2-resident when it
 // fits). Block-circulant results carry counters with the dense fp16/fp32 times measured in the
-// same run and the speedups; "graph" variants replay the whole rotation captured in a CUDA graph.
+// same run and the speedups; "graph" variants replay the whole rotation captured in a CUDA graph,
+// "bf16" variants stream bfloat16 spectra at T = 1, "tf32" variants run the per-bin products of
+// T > 1 on TF32 tensor cores.
 //
 //   bench_cuda --benchmark_filter=11008x4096/b64 --benchmark_out=gpu.json --benchmark_out_format=json
 
@@ -117,7 +119,8 @@ enum class Precision { fp16, fp32 };
 /// Dense y = W x with W row-major out x in (as in safetensors), i.e. column-major n x m: op T.
 class Dense {
  public:
-  Dense(Index m, Index n, Index T, Precision precision, bool cold) : m_(m), n_(n), T_(T), precision_(precision) {
+  Dense(Index m, Index n, Index T, Precision precision, bool cold, cudaStream_t stream)
+      : m_(m), n_(n), T_(T), precision_(precision), blas_(stream) {
     const std::size_t elements = static_cast<std::size_t>(m * n);
     const std::size_t bytes = elements * (precision == Precision::fp16 ? 2 : 4);
     copies_ = copies_for(bytes, cold, 64);
@@ -143,8 +146,8 @@ class Dense {
   }
   Index copies() const { return copies_; }
 
-  void enqueue(Index r, cudaStream_t stream) {
-    FFTMAT_CUBLAS_CHECK(cublasSetStream(blas_.get(), stream));
+  /// One product on the stream given at construction.
+  void enqueue(Index r) {
     const int m = static_cast<int>(m_), n = static_cast<int>(n_), T = static_cast<int>(T_);
     const float one = 1.0f, zero = 0.0f;
     const std::size_t c = static_cast<std::size_t>(r % copies_);
@@ -168,8 +171,8 @@ class Dense {
  private:
   Index m_, n_, T_;
   Precision precision_;
-  Index copies_ = 1;
   fftmat::cuda::detail::BlasHandle blas_;
+  Index copies_ = 1;
   std::vector<thrust::device_vector<__half>> w16_;
   std::vector<thrust::device_vector<float>> w32_;
   thrust::device_vector<__half> x16_, y16_;
@@ -178,47 +181,55 @@ class Dense {
 
 Index reps_for(Index copies) { return std::max<Index>(copies, 20); }
 
+/// The median of seven calls of `seconds` (a quick, outlier-proof figure for the counters).
+template <class F>
+double median_of_7(F&& seconds) {
+  std::vector<double> samples;
+  for (int k = 0; k < 7; ++k) samples.push_back(seconds());
+  std::nth_element(samples.begin(), samples.begin() + 3, samples.end());
+  return samples[3];
+}
+
 /// Median-free quick measurement of a dense baseline for the speedup counters (cached per key).
 double dense_seconds(Index m, Index n, Index T, Precision precision, bool cold) {
   static std::map<std::tuple<Index, Index, Index, int, bool>, double> cache;
   const auto key = std::make_tuple(m, n, T, static_cast<int>(precision), cold);
   auto it = cache.find(key);
   if (it != cache.end()) return it->second;
-  Dense dense(m, n, T, precision, cold);
   Stream stream;
+  Dense dense(m, n, T, precision, cold, stream.stream);
   EventPair events;
   const Index reps = reps_for(dense.copies());
-  events.time(stream.stream, reps, [&](Index r) { dense.enqueue(r, stream.stream); });  // warm-up
-  std::vector<double> samples;
-  for (int k = 0; k < 7; ++k) {
-    samples.push_back(events.time(stream.stream, reps, [&](Index r) { dense.enqueue(r, stream.stream); }));
-  }
-  std::nth_element(samples.begin(), samples.begin() + 3, samples.end());
-  return cache[key] = samples[3];
+  const auto enqueue = [&](Index r) { dense.enqueue(r); };
+  events.time(stream.stream, reps, enqueue);  // warm-up
+  return cache[key] = median_of_7([&] { return events.time(stream.stream, reps, enqueue); });
 }
 
 void run_dense(benchmark::State& state, Index m, Index n, Index T, Precision precision, bool cold) {
-  Dense dense(m, n, T, precision, cold);
   Stream stream;
+  Dense dense(m, n, T, precision, cold, stream.stream);
   EventPair events;
   const Index reps = reps_for(dense.copies());
-  events.time(stream.stream, reps, [&](Index r) { dense.enqueue(r, stream.stream); });
-  for (auto _ : state) {
-    state.SetIterationTime(events.time(stream.stream, reps, [&](Index r) { dense.enqueue(r, stream.stream); }));
-  }
+  const auto enqueue = [&](Index r) { dense.enqueue(r); };
+  events.time(stream.stream, reps, enqueue);
+  for (auto _ : state) state.SetIterationTime(events.time(stream.stream, reps, enqueue));
   state.counters["copies"] = static_cast<double>(dense.copies());
   state.counters["weight_bytes"] = static_cast<double>(m * n * (precision == Precision::fp16 ? 2 : 4));
 }
 
-void run_block_circulant(benchmark::State& state, Index m, Index n, Index b, Index T, bool cold, bool graph) {
+void run_block_circulant(benchmark::State& state, Index m, Index n, Index b, Index T, bool cold, bool graph,
+                         fftmat::cuda::ProductPrecision precision, fftmat::SpectrumPrecision spectrum) {
   const Index p = m / b, q = n / b, bins = b / 2 + 1;
   const std::size_t spectra_bytes = static_cast<std::size_t>(bins * p * q) * 8;
   std::vector<float> params(static_cast<std::size_t>(m * n / b));
   for (std::size_t k = 0; k < params.size(); ++k) params[k] = HashValue<float>{7u}(static_cast<unsigned>(k));
-  const fftmat::BlockCirculant<float> A(m, n, b, Eigen::Map<const Eigen::VectorXf>(params.data(), static_cast<Index>(params.size())));
+  const Eigen::Map<const Eigen::VectorXf> parameters(params.data(), static_cast<Index>(params.size()));
+  const fftmat::BlockCirculant<float> A(m, n, b, parameters, fftmat::Padding::none, spectrum);
   const Index copies = copies_for(spectra_bytes, cold, 256);
   std::vector<std::unique_ptr<fftmat::cuda::BlockCirculant<float>>> objects;
-  for (Index c = 0; c < copies; ++c) objects.push_back(std::make_unique<fftmat::cuda::BlockCirculant<float>>(A));
+  for (Index c = 0; c < copies; ++c) {
+    objects.push_back(std::make_unique<fftmat::cuda::BlockCirculant<float>>(A, precision));
+  }
   thrust::device_vector<float> X(static_cast<std::size_t>(n * T)), Y(static_cast<std::size_t>(m * T));
   fill(X, 5u);
   Stream stream;
@@ -240,25 +251,21 @@ void run_block_circulant(benchmark::State& state, Index m, Index n, Index b, Ind
     FFTMAT_CUDA_CHECK(cudaGraphLaunch(exec, stream.stream));  // warm-up
     FFTMAT_CUDA_CHECK(cudaStreamSynchronize(stream.stream));
   }
-  for (auto _ : state) {
-    if (graph) {
-      // The graph holds all `reps` products: time one launch of it, per product.
-      const double seconds =
-          events.time(stream.stream, 1, [&](Index) { FFTMAT_CUDA_CHECK(cudaGraphLaunch(exec, stream.stream)); });
-      state.SetIterationTime(seconds / static_cast<double>(reps));
-    } else {
-      state.SetIterationTime(events.time(stream.stream, reps, enqueue));
-    }
-  }
-  if (exec != nullptr) cudaGraphExecDestroy(exec);
+  // Seconds per product of this row's variant: the graph holds all `reps` products, so one launch
+  // of it is timed and divided; the eager variant enqueues them one by one.
+  const auto measure = [&] {
+    if (!graph) return events.time(stream.stream, reps, enqueue);
+    const double seconds =
+        events.time(stream.stream, 1, [&](Index) { FFTMAT_CUDA_CHECK(cudaGraphLaunch(exec, stream.stream)); });
+    return seconds / static_cast<double>(reps);
+  };
+  for (auto _ : state) state.SetIterationTime(measure());
   const double dense16 = dense_seconds(m, n, T, Precision::fp16, cold);
   const double dense32 = dense_seconds(m, n, T, Precision::fp32, cold);
-  // Own time for the counters: a fresh median of the same loop (the state's own time is only
+  // Own time for the counters: a fresh median of the same variant (the state's own time is only
   // known to the reporter).
-  std::vector<double> samples;
-  for (int k = 0; k < 7; ++k) samples.push_back(events.time(stream.stream, reps, enqueue));
-  std::nth_element(samples.begin(), samples.begin() + 3, samples.end());
-  const double own = samples[3];
+  const double own = median_of_7(measure);
+  if (exec != nullptr) cudaGraphExecDestroy(exec);
   state.counters["copies"] = static_cast<double>(copies);
   state.counters["spectra_bytes"] = static_cast<double>(spectra_bytes);
   state.counters["dense_fp16_us"] = 1e6 * dense16;
@@ -290,12 +297,23 @@ int main(int argc, char** argv) {
           })->UseManualTime()->Unit(benchmark::kMicrosecond);
         }
         for (Index b : kBlocks) {
-          for (bool graph : {false, true}) {
-            if (graph && T != 1) continue;  // graphs target launch latency: decode
-            const std::string name = std::string(graph ? "block_circulant_graph/" : "block_circulant/") +
-                                     shape_name(s.m, s.n) + "/b" + std::to_string(b) + suffix;
+          using fftmat::SpectrumPrecision;
+          using fftmat::cuda::ProductPrecision;
+          // graph and bf16: T = 1 only (launch latency and the bytes streamed matter in decode);
+          // tf32: T > 1 only (it changes the per-bin products of the prefill path alone).
+          for (const auto& [prefix, graph, precision, spectrum] :
+               {std::make_tuple("block_circulant/", false, ProductPrecision::full, SpectrumPrecision::full),
+                std::make_tuple("block_circulant_graph/", true, ProductPrecision::full, SpectrumPrecision::full),
+                std::make_tuple("block_circulant_bf16/", false, ProductPrecision::full, SpectrumPrecision::bfloat16),
+                std::make_tuple("block_circulant_tf32/", false, ProductPrecision::tf32, SpectrumPrecision::full)}) {
+            const bool decode_only = graph || spectrum == SpectrumPrecision::bfloat16;
+            if ((decode_only && T != 1) || (precision == ProductPrecision::tf32 && T == 1)) continue;
+            const std::string name = prefix + shape_name(s.m, s.n) + "/b" + std::to_string(b) + suffix;
+            const bool with_graph = graph;
+            const ProductPrecision product_precision = precision;
+            const SpectrumPrecision spectrum_precision = spectrum;
             benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& state) {
-              run_block_circulant(state, s.m, s.n, b, T, cold, graph);
+              run_block_circulant(state, s.m, s.n, b, T, cold, with_graph, product_precision, spectrum_precision);
             })->UseManualTime()->Unit(benchmark::kMicrosecond);
           }
         }
@@ -306,5 +324,6 @@ int main(int argc, char** argv) {
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
+  fftmat::cuda::release_all_stream_resources();  // while the CUDA runtime is certainly still up
   return 0;
 }

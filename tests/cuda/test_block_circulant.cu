@@ -1,4 +1,4 @@
-// GPU products against the CPU implementation and the dense definition.
+// GPU products against the independent dense float64 reference (tests/reference.hpp).
 #include <doctest/doctest.h>
 
 #include <cuda_runtime.h>
@@ -14,98 +14,143 @@ using fftmat::test::Shape;
 namespace {
 
 // The shapes of the CPU tests, then the largest fused block (512) and blocks above it (unfused
-// T = 1 path: per-bin GEMV kernel + cuFFT C2R).
+// one-token pieces: per-bin GEMV kernel + cuFFT C2R).
 const std::vector<Shape> kShapes = [] {
   std::vector<Shape> shapes = fftmat::test::kCommonShapes;
   shapes.insert(shapes.end(), {{640, 256, 64}, {256, 640, 64}, {1024, 512, 128}, {512, 1536, 256}, {1024, 1024, 512},
                                {2048, 1024, 1024}, {1000, 3000, 1000}, {1320, 1056, 33}});
   return shapes;
 }();
-const std::vector<Index> kTokens = {1, 2, 3, 16, 33};
+// 300 runs as pieces of 256 + 32 + 8 + 4 tokens (the default chunk is 256).
+const std::vector<Index> kTokens = {1, 2, 3, 16, 33, 300};
 
+/// Both products of `M` for T tokens on `stream`, against the dense reference.
 template <class Scalar>
-void check_shape(const Shape& s, Index T, unsigned seed, cudaStream_t stream) {
-  using Matrix = test::Matrix<Scalar>;
-  const auto A = test::random_block_circulant<Scalar>(s.m, s.n, s.b, seed);
-  const fftmat::cuda::BlockCirculant<Scalar> dA(A);
-  CHECK(dA.rows() == s.m);
-  CHECK(dA.cols() == s.n);
-  CHECK(dA.block_size() == s.b);
-  const Matrix dense = A.to_dense();
-
-  const Matrix X = test::gaussian<Scalar>(s.n, T, seed + 1000);
-  auto dX = test::upload(X);
-  thrust::device_vector<Scalar> dY(static_cast<std::size_t>(s.m * T));
+void check_products(const test::RandomMatrix<Scalar>& M, Index T, unsigned seed, cudaStream_t stream,
+                    double tolerance,
+                    fftmat::cuda::ProductPrecision precision = fftmat::cuda::ProductPrecision::full) {
+  const Index m = M.dense.rows(), n = M.dense.cols();
+  const fftmat::cuda::BlockCirculant<Scalar> dA(M.cpu, precision);
+  CHECK(dA.rows() == m);
+  CHECK(dA.cols() == n);
+  const test::Matrix<Scalar> X = test::activations<Scalar>(n, T, seed);
+  const auto dX = test::upload(X);
+  thrust::device_vector<Scalar> dY(static_cast<std::size_t>(m * T));
   dA.apply(thrust::raw_pointer_cast(dX.data()), thrust::raw_pointer_cast(dY.data()), T, stream);
   FFTMAT_CUDA_CHECK(cudaStreamSynchronize(stream));
-  const Matrix Y = test::download(dY, s.m, T);
-  CHECK(test::relative_error(Y, A.apply(X)) < test::tolerance<Scalar>());
-  CHECK(test::relative_error(Y, (dense.template cast<double>() * X.template cast<double>()).eval()) <
-        10 * test::tolerance<Scalar>());
+  CHECK(test::sampled_error(test::download(dY, m, T), M.dense, X) < tolerance);
 
-  const Matrix Xt = test::gaussian<Scalar>(s.m, T, seed + 2000);
-  auto dXt = test::upload(Xt);
-  thrust::device_vector<Scalar> dYt(static_cast<std::size_t>(s.n * T));
+  const test::Matrix<Scalar> Xt = test::activations<Scalar>(m, T, seed + 1);
+  const auto dXt = test::upload(Xt);
+  thrust::device_vector<Scalar> dYt(static_cast<std::size_t>(n * T));
   dA.apply_transpose(thrust::raw_pointer_cast(dXt.data()), thrust::raw_pointer_cast(dYt.data()), T, stream);
   FFTMAT_CUDA_CHECK(cudaStreamSynchronize(stream));
-  const Matrix Yt = test::download(dYt, s.n, T);
-  CHECK(test::relative_error(Yt, A.apply_transpose(Xt)) < test::tolerance<Scalar>());
-  CHECK(test::relative_error(Yt, (dense.transpose().template cast<double>() * Xt.template cast<double>()).eval()) <
-        10 * test::tolerance<Scalar>());
+  CHECK(test::sampled_error(test::download(dYt, n, T), Eigen::MatrixXd(M.dense.transpose()), Xt) < tolerance);
 }
 
 }  // namespace
 
-TEST_CASE_TEMPLATE("GPU block-circulant products match the CPU and the dense product", Scalar, float, double) {
+TEST_CASE_TEMPLATE("GPU block-circulant products match the dense reference", Scalar, float, double) {
   unsigned seed = 1;
   for (const Shape& s : kShapes) {
+    const test::RandomMatrix<Scalar> M(s.m, s.n, s.b, seed++);
     for (Index T : kTokens) {
       CAPTURE(s.m);
       CAPTURE(s.n);
       CAPTURE(s.b);
       CAPTURE(T);
-      check_shape<Scalar>(s, T, seed++, nullptr);
+      check_products(M, T, seed++, nullptr, test::tolerance<Scalar>());
     }
   }
 }
 
-TEST_CASE("GPU block-circulant on a Llama-2-7B MLP shape matches the CPU") {
-  for (Index T : {Index(1), Index(5), Index(64)}) {
-    for (const Shape& s : {Shape{11008, 4096, 64}, Shape{4096, 11008, 64}}) {
-      CAPTURE(T);
+TEST_CASE("GPU block-circulant at Llama-2-7B MLP shapes up to T = 4096 matches the dense reference") {
+  for (const Shape& s : {Shape{11008, 4096, 64}, Shape{4096, 11008, 64}}) {
+    const test::RandomMatrix<float> M(s.m, s.n, s.b, 7);
+    for (Index T : {Index(1), Index(5), Index(64), Index(256), Index(4096)}) {
       CAPTURE(s.m);
-      const auto A = test::random_block_circulant<float>(s.m, s.n, s.b, 7);
-      const fftmat::cuda::BlockCirculant<float> dA(A);
-      const test::Matrix<float> X = test::gaussian<float>(s.n, T, 8);
-      thrust::device_vector<float> dX = test::upload(X), dY;
-      dA.apply(dX, dY, T);  // device_vector overload, resizes dY
-      FFTMAT_CUDA_CHECK(cudaDeviceSynchronize());
-      CHECK(test::relative_error(test::download(dY, s.m, T), A.apply(X)) < 1e-4);
-      const test::Matrix<float> Xt = test::gaussian<float>(s.m, T, 9);
-      thrust::device_vector<float> dXt = test::upload(Xt), dYt;
-      dA.apply_transpose(dXt, dYt, T);
-      FFTMAT_CUDA_CHECK(cudaDeviceSynchronize());
-      CHECK(test::relative_error(test::download(dYt, s.n, T), A.apply_transpose(Xt)) < 1e-4);
+      CAPTURE(T);
+      test::Stream stream;
+      check_products(M, T, 8, stream.stream, test::tolerance<float>());
+      fftmat::cuda::release_stream_resources(stream.stream);
     }
   }
 }
 
-TEST_CASE("GPU circulant matches the CPU circulant") {
+TEST_CASE("TF32 per-bin products stay within TF32's accuracy of the dense reference") {
+  // Spectra and activation spectra enter the products rounded to 10 mantissa bits (unit roundoff
+  // 2^-11 each); the rounding errors of different terms are independent, so the relative error
+  // of the products stays of the order of 2 * 2^-11 ~ 1e-3. 4e-3 leaves room for the FFTs.
+  const double tf32_tolerance = 4e-3;
+  for (const Shape& s : {Shape{640, 256, 64}, Shape{11008, 4096, 64}, Shape{4096, 11008, 64}}) {
+    const test::RandomMatrix<float> M(s.m, s.n, s.b, 33);
+    for (Index T : {Index(2), Index(256)}) {
+      CAPTURE(s.m);
+      CAPTURE(T);
+      check_products(M, T, 34, nullptr, tf32_tolerance, fftmat::cuda::ProductPrecision::tf32);
+    }
+  }
+}
+
+TEST_CASE("bfloat16 spectra: one-token products match the dense reference to bfloat16 accuracy") {
+  // Each stored spectrum value is off by at most 2^-9 relative (8 significant bits), the errors of
+  // different terms are independent: the relative error of a product stays well below 5e-3, the
+  // CPU tests' bound, and the rounding must be visible (above 1e-4) for the copy to be in use.
+  for (const Shape& s : {Shape{640, 256, 64}, Shape{4096, 11008, 64}}) {
+    CAPTURE(s.m);
+    const test::Vector<float> params = fftmat::test::gaussian_vector(s.m * s.n / s.b, 35).cast<float>();
+    const fftmat::BlockCirculant<float> A(s.m, s.n, s.b, params, fftmat::Padding::none,
+                                          fftmat::SpectrumPrecision::bfloat16);
+    REQUIRE(A.spectrum_precision() == fftmat::SpectrumPrecision::bfloat16);
+    const Eigen::MatrixXd dense = fftmat::test::dense_block_circulant(s.m, s.n, s.b, params.cast<double>());
+    const fftmat::cuda::BlockCirculant<float> dA(A);
+    const test::Matrix<float> X = test::activations<float>(s.n, 1, 36);
+    thrust::device_vector<float> dX = test::upload(X), dY;
+    dA.apply(dX, dY, 1);
+    const double error = test::sampled_error(test::download(dY, s.m, 1), dense, X);
+    CHECK(error < 5e-3);
+    CHECK(error > 1e-4);
+    // The transpose keeps full precision, as on the CPU.
+    const test::Matrix<float> Xt = test::activations<float>(s.m, 1, 37);
+    thrust::device_vector<float> dXt = test::upload(Xt), dYt;
+    dA.apply_transpose(dXt, dYt, 1);
+    CHECK(test::sampled_error(test::download(dYt, s.n, 1), Eigen::MatrixXd(dense.transpose()), Xt) <
+          test::tolerance<float>());
+  }
+}
+
+TEST_CASE("a small chunk cuts products into many pieces, with the same results") {
+  const test::RandomMatrix<float> M(640, 384, 64, 31);
+  struct Chunk {  // the default chunk again however the test ends
+    Chunk() { fftmat::cuda::set_chunk_tokens(4); }
+    ~Chunk() { fftmat::cuda::set_chunk_tokens(256); }
+  } chunk;
+  test::Stream stream;
+  for (Index T : {Index(1), Index(4), Index(7), Index(33)}) {  // 33 = 8 chunks of 4, then 1
+    CAPTURE(T);
+    check_products(M, T, 32, stream.stream, test::tolerance<float>());
+  }
+  fftmat::cuda::release_stream_resources(stream.stream);
+}
+
+TEST_CASE("GPU circulant matches the dense circulant") {
   for (Index n : {Index(1), Index(2), Index(5), Index(64), Index(1000), Index(4096)}) {
     for (Index T : {Index(1), Index(3)}) {
       CAPTURE(n);
       CAPTURE(T);
-      const test::Vector<float> c = test::gaussian<float>(n, 1, static_cast<unsigned>(n));
-      const fftmat::Circulant<float> C(c);
-      const fftmat::cuda::Circulant<float> dC(C);
+      const test::Vector<float> c = fftmat::test::gaussian_vector(n, static_cast<unsigned>(n)).cast<float>();
+      // C(r, k) = c[(r - k) mod n]: the one-block block-circulant of the reference.
+      const Eigen::MatrixXd dense = fftmat::test::dense_block_circulant(n, n, n, c.cast<double>());
+      const fftmat::cuda::Circulant<float> dC{fftmat::Circulant<float>(c)};
       CHECK(dC.size() == n);
-      const test::Matrix<float> X = test::gaussian<float>(n, T, 3);
+      const test::Matrix<float> X = test::activations<float>(n, T, 3);
       thrust::device_vector<float> dX = test::upload(X), dY, dYt;
       dC.apply(dX, dY, T);
       dC.apply_transpose(dX, dYt, T);
-      FFTMAT_CUDA_CHECK(cudaDeviceSynchronize());
-      CHECK(test::relative_error(test::download(dY, n, T), C.apply(X)) < 1e-5);
-      CHECK(test::relative_error(test::download(dYt, n, T), C.apply_transpose(X)) < 1e-5);
+      FFTMAT_CUDA_CHECK(cudaStreamSynchronize(nullptr));
+      CHECK(test::sampled_error(test::download(dY, n, T), dense, X) < test::tolerance<float>());
+      CHECK(test::sampled_error(test::download(dYt, n, T), Eigen::MatrixXd(dense.transpose()), X) <
+            test::tolerance<float>());
     }
   }
 }
@@ -120,6 +165,6 @@ TEST_CASE("the GPU keeps the first-column convention: a shift matrix moves x dow
   for (Index k = 0; k < n; ++k) x[static_cast<std::size_t>(k)] = static_cast<float>(k + 1);
   thrust::device_vector<float> dX(x.begin(), x.end()), dY;
   dC.apply(dX, dY, 1);
-  const test::Matrix<float> Y = test::download(dY, n, 1);
+  const Eigen::MatrixXd Y = test::download(dY, n, 1);
   for (Index r = 0; r < n; ++r) CHECK(Y(r, 0) == doctest::Approx(x[static_cast<std::size_t>((r + n - 1) % n)]));
 }

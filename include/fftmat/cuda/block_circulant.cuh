@@ -1,32 +1,33 @@
 #pragma once
 // fftmat::cuda::BlockCirculant: the GPU counterpart of fftmat::BlockCirculant (nvcc only).
 //
-// A product Y = A X (X: n x T column-major on the device, Y: m x T) runs on the caller's stream as
-//   1. cuFFT R2C of the q*T input blocks straight into the frequency-major layout
-//      (plan_cache.hpp): bin f of block (t, j) at f*q*T + t*q + j, so bin f's q x T matrix X_f is
+// A product Y = A X (X: n x T column-major on the device, Y: m x T) runs on the caller's stream,
+// in pieces of power-of-two token counts (stream_context.hpp), each piece of t tokens as
+//   1. cuFFT R2C of the q*t input blocks straight into the frequency-major layout
+//      (layout.hpp): bin f of block (s, j) at f*q*t + s*q + j, so bin f's q x t matrix X_f is
 //      contiguous and column-major;
-//   2. T > 1: one cublas<C|Z>gemmStridedBatched over the b/2+1 bins, Y_f = C_f X_f. The spectra
-//      are row-major p x q per bin, which cuBLAS (column-major) sees as C_f^T with ld q, hence
-//      op(A) = T. The transpose needs C_f^H, i.e. conj(C_f^T) with op N: a conjugated copy of the
-//      spectra is uploaded next to them (cuBLAS has no conjugate-without-transpose op);
-//   3. cuFFT C2R of the p*T output blocks from the frequency-major layout straight into Y.
-// T = 1 (decode) uses the custom kernels of kernels.cuh instead of cuBLAS: for b <= 512 the
-// GEMV and the inverse transform are fused, so the whole product is two launches.
+//   2. t > 1: one cublasGemmStridedBatchedEx over the b/2+1 bins, Y_f = C_f X_f (layout.hpp);
+//      the transpose multiplies by C_f^H, through a conjugated copy of the spectra made on the
+//      first transposed product with t > 1;
+//   3. cuFFT C2R of the p*t output blocks from the frequency-major layout straight into Y.
+// A piece of one token (decode) uses the custom kernels of kernels.cuh instead of cuBLAS: for
+// b <= 512 the GEMV and the inverse transform are fused, so the whole product is two launches;
+// with SpectrumPrecision::bfloat16 (float) they read a bfloat16 copy of the spectra.
 //
-// Workspace (the two spectra) is owned by the object and grows to the largest T seen; plans are
-// cached per T. After the first call with a given T nothing is allocated, so the calls are safe
-// to capture into a CUDA graph (the first call with a new T must happen outside capture).
+// Workspace, plans and cuBLAS handles belong to the stream, not to the matrix, and are shared by
+// every matrix used on it (stream_context.hpp). A call allocates only what its stream does not
+// hold yet, before anything is queued; after that it allocates nothing and makes no synchronising
+// call, so it can be captured into a CUDA graph. prepare(T, stream) does those first allocations
+// for every product of up to T tokens.
 //
-// Concurrency: one object may be called from several host threads and streams. Calls are
-// serialised by a mutex (host side, just the enqueueing) and, when a call uses a different stream
-// than the previous one, that stream waits on an event recorded at the end of the previous call,
-// so the shared workspace is never used by two streams at once. Inside a stream capture this
-// ordering is the graph's job (no event is recorded or waited on).
+// Concurrency: one object may be called from several host threads and streams at once. The
+// matrix itself is read-only on the device (the spectra); what a call writes lives in its
+// stream's workspace, whose lock serialises the enqueueing of calls on the same stream.
 //
 // Zero-padded matrices (fftmat::Padding::zero) are rejected: every block is exactly b long here.
 
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
-#include <thrust/device_ptr.h>
 #include <thrust/device_vector.h>
 #include <thrust/execution_policy.h>
 #include <thrust/system/cuda/execution_policy.h>
@@ -38,19 +39,30 @@
 #include <cstddef>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <type_traits>
 #include <vector>
 
 #include "../block_circulant.hpp"
 #include "../error.hpp"
-#include "blas_handle.hpp"
 #include "buffer.hpp"
 #include "error.hpp"
 #include "kernels.cuh"
+#include "layout.hpp"
 #include "plan_cache.hpp"
+#include "stream_context.hpp"
 #include "types.hpp"
 
 namespace fftmat::cuda {
+
+/// Arithmetic of the per-bin products of pieces with more than one token (cuBLAS).
+enum class ProductPrecision {
+  full,  ///< fp32 (fp64 for double) on CUDA cores, as on the CPU
+  /// float only: TF32 tensor cores with fp32 accumulation (CUBLAS_COMPUTE_32F_FAST_TF32). The
+  /// spectra and activation spectra enter the products with 10 mantissa bits (unit roundoff
+  /// 2^-11), so the relative error is of the order of 1e-3 instead of 1e-6.
+  tf32,
+};
 
 namespace detail {
 
@@ -64,47 +76,71 @@ class Engine {
   using Complex = typename Types<Scalar>::Complex;
   using Index = std::ptrdiff_t;
 
-  explicit Engine(const fftmat::BlockCirculant<Scalar>& A)
-      : rows_(A.rows()),
-        cols_(A.cols()),
-        b_(A.block_size()),
-        p_(A.block_rows()),
-        q_(A.block_cols()),
-        bins_(A.bins()),
-        plans_(Types<Scalar>::r2c, Types<Scalar>::c2r) {
+  Engine(const fftmat::BlockCirculant<Scalar>& A, ProductPrecision precision)
+      : rows_(A.rows()), cols_(A.cols()), b_(A.block_size()), p_(A.block_rows()), q_(A.block_cols()), bins_(A.bins()) {
+    fftmat::detail::require(precision == ProductPrecision::full || std::is_same_v<Scalar, float>,
+                            "fftmat::cuda::BlockCirculant<double>: ProductPrecision::tf32 is for float matrices");
+    compute_ = precision == ProductPrecision::tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : Types<Scalar>::compute;
     fftmat::detail::require(A.padding() == fftmat::Padding::none || (rows_ % b_ == 0 && cols_ % b_ == 0),
                             "fftmat::cuda::BlockCirculant does not support zero-padded matrices: block size ", b_,
                             " does not divide the ", rows_, "x", cols_, " matrix");
     fftmat::detail::require(b_ <= INT_MAX && p_ <= INT_MAX && q_ <= INT_MAX && bins_ * p_ * q_ <= INT_MAX,
-                            "a ", rows_, "x", cols_, " matrix with block size ", b_, " is too large for the GPU backend");
-    FFTMAT_CUDA_CHECK(cudaGetDevice(&device_));
+                            "a ", rows_, "x", cols_, " matrix with block size ", b_,
+                            " is too large for the GPU backend");
+    device_ = current_device();
+    fused_ = b_ <= kFusedMaxBlock;
 
     const std::size_t count = static_cast<std::size_t>(bins_ * p_ * q_);
-    spectra_.reserve(count);
-    conjugate_spectra_.reserve(count);
-    FFTMAT_CUDA_CHECK(cudaMemcpy(spectra_.data(), A.spectra(), count * sizeof(Complex), cudaMemcpyHostToDevice));
-    thrust::device_ptr<const Complex> source(spectra_.data());
-    thrust::transform(thrust::device, source, source + count, thrust::device_ptr<Complex>(conjugate_spectra_.data()),
-                      Conjugate<Complex>());
-
-    fused_ = b_ <= kFusedMaxBlock;
-    if (fused_) {
-      // cos/sin of 2 pi m / b in double, rounded once: the fused inverse DFT is then as accurate
-      // as an FFT of the same length.
-      std::vector<Complex> table(static_cast<std::size_t>(b_));
-      const double pi = 3.14159265358979323846;
-      for (Index m = 0; m < b_; ++m) {
-        const double angle = 2.0 * pi * static_cast<double>(m) / static_cast<double>(b_);
-        table[static_cast<std::size_t>(m)].x = static_cast<Scalar>(std::cos(angle));
-        table[static_cast<std::size_t>(m)].y = static_cast<Scalar>(std::sin(angle));
-      }
-      twiddles_.reserve(table.size());
-      FFTMAT_CUDA_CHECK(
-          cudaMemcpy(twiddles_.data(), table.data(), table.size() * sizeof(Complex), cudaMemcpyHostToDevice));
+    DeviceBuffer<Complex> spectra(count), twiddles(fused_ ? static_cast<std::size_t>(b_) : 0);
+    // SpectrumPrecision::bfloat16 (float matrices): one-token products A x stream a bfloat16 copy
+    // of the spectra, half the bytes, as on the CPU; everything else keeps full precision.
+    const bool bfloat16 =
+        std::is_same_v<Scalar, float> && A.spectrum_precision() == fftmat::SpectrumPrecision::bfloat16;
+    DeviceBuffer<__nv_bfloat162> bfloat16_spectra(bfloat16 ? count : 0);
+    std::vector<__nv_bfloat162> rounded(bfloat16_spectra.size());
+    for (std::size_t k = 0; k < rounded.size(); ++k) {
+      rounded[k] = __floats2bfloat162_rn(static_cast<float>(A.spectra()[k].real()),
+                                         static_cast<float>(A.spectra()[k].imag()));
     }
-    // Room for one token either way, so the decode path never allocates.
-    reserve_workspace(1);
-    FFTMAT_CUDA_CHECK(cudaDeviceSynchronize());  // the copies and the conjugation are done
+    // cos/sin of 2 pi m / b in double, rounded once: the fused inverse DFT is then as accurate as
+    // an FFT of the same length.
+    std::vector<Complex> table(twiddles.size());
+    const double pi = 3.14159265358979323846;
+    for (std::size_t m = 0; m < table.size(); ++m) {
+      const double angle = 2.0 * pi * static_cast<double>(m) / static_cast<double>(b_);
+      table[m].x = static_cast<Scalar>(std::cos(angle));
+      table[m].y = static_cast<Scalar>(std::sin(angle));
+    }
+    // A stream of its own: the upload neither waits for nor stalls the caller's streams.
+    Stream upload;
+    FFTMAT_CUDA_CHECK(cudaMemcpyAsync(spectra.data(), A.spectra(), count * sizeof(Complex), cudaMemcpyHostToDevice,
+                                      upload.get()));
+    if (!table.empty()) {
+      FFTMAT_CUDA_CHECK(cudaMemcpyAsync(twiddles.data(), table.data(), table.size() * sizeof(Complex),
+                                        cudaMemcpyHostToDevice, upload.get()));
+    }
+    if (!rounded.empty()) {
+      FFTMAT_CUDA_CHECK(cudaMemcpyAsync(bfloat16_spectra.data(), rounded.data(), rounded.size() * sizeof(rounded[0]),
+                                        cudaMemcpyHostToDevice, upload.get()));
+    }
+    FFTMAT_CUDA_CHECK(cudaStreamSynchronize(upload.get()));  // the host sources may go away now
+    spectra_ = std::move(spectra);
+    twiddles_ = std::move(twiddles);
+    bfloat16_spectra_ = std::move(bfloat16_spectra);
+  }
+
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  /// Waits for the device, on the object's own device whatever is current: queued products and
+  /// graph replays (which no event of the object could see) may still read the spectra.
+  ~Engine() {
+    ScopedDevice device(device_, std::nothrow);
+    cudaDeviceSynchronize();
+    spectra_ = {};
+    conjugate_spectra_ = {};
+    bfloat16_spectra_ = {};
+    twiddles_ = {};
   }
 
   Index rows() const noexcept { return rows_; }
@@ -117,186 +153,207 @@ class Engine {
 
   void multiply(const Scalar* X, Scalar* Y, Index T, cudaStream_t stream, Op op) {
     const char* name = op == Op::normal ? "apply" : "apply_transpose";
-    fftmat::detail::require(T > 0, name, ": the number of tokens T must be positive, got ", T);
     fftmat::detail::require(X != nullptr && Y != nullptr, name, ": null device pointer");
-    const Index in_blocks = op == Op::normal ? q_ : p_;
-    const Index out_blocks = op == Op::normal ? p_ : q_;
-    fftmat::detail::require(T <= INT_MAX / (b_ * std::max(p_, q_)), name, ": T = ", T, " tokens of a ", rows_,
-                            "x", cols_, " matrix exceed the 32-bit sizes of cuFFT plans");
-
-    std::lock_guard<std::mutex> lock(mutex_);
+    const Index chunk = chunk_tokens();  // read once: another thread may change it meanwhile
+    check_tokens(T, chunk, name);
     ScopedDevice device(device_);
-    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
-    FFTMAT_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
-    const bool capturing = capture != cudaStreamCaptureStatusNone;
+    const bool capturing = is_capturing(stream);
+    const std::shared_ptr<StreamContext> context = StreamRegistry::instance().get(device_, stream, capturing, name);
+    const Complex* conjugate = op == Op::adjoint && T > 1 ? conjugate_spectra(capturing, name) : nullptr;
 
-    if (!capturing && has_previous_ && stream != previous_stream_) {
-      FFTMAT_CUDA_CHECK(cudaStreamWaitEvent(stream, done_.get(), 0));
+    std::lock_guard<std::mutex> lock(context->mutex());
+    reserve(*context, T, chunk, op, capturing, name);  // everything first: nothing is queued if it throws
+    const Index in_dim = op == Op::normal ? cols_ : rows_, out_dim = op == Op::normal ? rows_ : cols_;
+    for (Index done = 0; done < T;) {
+      const Index piece = next_piece(T - done, chunk);
+      enqueue_piece(*context, X + done * in_dim, Y + done * out_dim, piece, stream, op, conjugate);
+      done += piece;
     }
-    const int in_batch = static_cast<int>(in_blocks * T), out_batch = static_cast<int>(out_blocks * T);
-    const bool needs_inverse_plan = !(T == 1 && fused_);
-    if (capturing) {
-      // Plans and workspace are created by cudaMalloc-ing calls, which a stream capture forbids.
-      fftmat::detail::require(T <= workspace_tokens_ && has_plan(in_batch, Direction::forward) &&
-                                  (!needs_inverse_plan || has_plan(out_batch, Direction::inverse)),
-                              name, ": the first call with T = ", T,
-                              " creates plans and workspace; make it outside the stream capture");
-    }
-    if (T > workspace_tokens_) reserve_workspace(T);
+  }
 
-    try {
-      enqueue(X, Y, T, stream, op, in_batch, out_batch, !needs_inverse_plan);
-    } catch (...) {
-      // Part of the call may be queued: later reallocations must still wait for it.
-      if (!capturing && cudaEventRecord(done_.get(), stream) == cudaSuccess) {
-        previous_stream_ = stream;
-        has_previous_ = true;
+  /// Allocates, outside any capture, what products of up to `max_tokens` tokens on `stream` need.
+  void prepare(Index max_tokens, cudaStream_t stream) {
+    const Index chunk = chunk_tokens();
+    check_tokens(max_tokens, chunk, "prepare");
+    ScopedDevice device(device_);
+    const bool capturing = is_capturing(stream);
+    fftmat::detail::require(!capturing, "prepare: allocates, so it must not run inside a stream capture");
+    const std::shared_ptr<StreamContext> context = StreamRegistry::instance().get(device_, stream, false, "prepare");
+    if (max_tokens > 1) conjugate_spectra(false, "prepare");
+    std::lock_guard<std::mutex> lock(context->mutex());
+    for (Op op : {Op::normal, Op::adjoint}) {
+      for (Index tokens = 1; tokens <= max_tokens && tokens <= chunk; tokens *= 2) {
+        reserve(*context, tokens, chunk, op, false, "prepare");
       }
-      throw;
     }
-    if (!capturing) mark_done(stream);
   }
 
  private:
-  void mark_done(cudaStream_t stream) {
-    FFTMAT_CUDA_CHECK(cudaEventRecord(done_.get(), stream));
-    previous_stream_ = stream;
-    has_previous_ = true;
+  void check_tokens(Index T, Index chunk, const char* name) const {
+    fftmat::detail::require(T > 0, name, ": the number of tokens T must be positive, got ", T);
+    fftmat::detail::require(chunk <= INT_MAX / (b_ * std::max(p_, q_)), name, ": chunks of ", chunk,
+                            " tokens of a ", rows_, "x", cols_,
+                            " matrix exceed the 32-bit sizes of cuFFT plans; lower set_chunk_tokens()");
   }
 
-  void enqueue(const Scalar* X, Scalar* Y, Index T, cudaStream_t stream, Op op, int in_batch, int out_batch,
-               bool fused) {
-    const char* name = op == Op::normal ? "apply" : "apply_transpose";
-    const Index out_blocks = op == Op::normal ? p_ : q_;
-    const int b = static_cast<int>(b_);
+  PlanKey plan_key(Index blocks, Index tokens, bool forward) const noexcept {
+    return PlanKey{static_cast<int>(b_), static_cast<int>(blocks), static_cast<int>(tokens),
+                   forward ? Types<Scalar>::r2c : Types<Scalar>::c2r};
+  }
+  bool fused(Index tokens) const noexcept { return tokens == 1 && fused_; }
+
+  /// Makes sure the stream holds the workspace and every plan the pieces of a T-token product use.
+  void reserve(StreamContext& context, Index T, Index chunk, Op op, bool capturing, const char* name) {
+    const Index in_blocks = op == Op::normal ? q_ : p_, out_blocks = op == Op::normal ? p_ : q_;
+    const Index largest = next_piece(T, chunk);
+    const std::size_t bytes = static_cast<std::size_t>(bins_ * std::max(p_, q_) * largest) * sizeof(Complex);
+    const char* advice = ": make the first call with this many tokens on this stream (or prepare()) before the "
+                         "stream capture begins";
+    if (!context.workspace_fits(bytes)) {
+      fftmat::detail::require(!capturing, name, ": T = ", T, " needs a larger workspace on this stream", advice);
+      context.reserve_workspace(bytes);
+    }
+    if (b_ == 1) return;  // no cuFFT: length-1 transforms are copies
+    // Piece sizes: the chunk (when T >= chunk) and the binary digits of the remainder below it.
+    const Index remainder = T >= chunk ? T % chunk : T;
+    for (Index piece = 1; piece <= largest; piece *= 2) {
+      if (piece != largest && (remainder & piece) == 0) continue;
+      const PlanKey keys[2] = {plan_key(in_blocks, piece, true), plan_key(out_blocks, piece, false)};
+      for (int k = 0; k < (fused(piece) ? 1 : 2); ++k) {
+        if (context.plans().find(keys[k]) != nullptr) continue;
+        fftmat::detail::require(!capturing, name, ": T = ", T, " needs a cuFFT plan for ", piece,
+                                "-token pieces on this stream", advice);
+        context.plans().get(keys[k]);
+      }
+    }
+  }
+
+  /// The conjugated spectra, made on first use on a stream of their own (from spectra that are
+  /// complete since construction), so no caller's stream has to wait for them.
+  const Complex* conjugate_spectra(bool capturing, const char* name) {
+    std::lock_guard<std::mutex> lock(conjugate_mutex_);
+    if (conjugate_spectra_.empty()) {
+      fftmat::detail::require(!capturing, name,
+                              ": the first transposed product of more than one token makes the conjugated "
+                              "spectra; make it (or prepare()) before the stream capture begins");
+      DeviceBuffer<Complex> conjugate(spectra_.size());
+      Stream side;
+      thrust::device_ptr<const Complex> source(spectra_.data());
+      thrust::transform(thrust::cuda::par_nosync.on(side.get()), source, source + spectra_.size(),
+                        thrust::device_ptr<Complex>(conjugate.data()), Conjugate<Complex>());
+      FFTMAT_CUDA_CHECK_LAUNCH();
+      FFTMAT_CUDA_CHECK(cudaStreamSynchronize(side.get()));
+      conjugate_spectra_ = std::move(conjugate);
+    }
+    return conjugate_spectra_.data();
+  }
+
+  void enqueue_piece(StreamContext& context, const Scalar* X, Scalar* Y, Index tokens, cudaStream_t stream, Op op,
+                     const Complex* conjugate) {
+    const Index in_blocks = op == Op::normal ? q_ : p_, out_blocks = op == Op::normal ? p_ : q_;
     const int p = static_cast<int>(p_), q = static_cast<int>(q_), bins = static_cast<int>(bins_);
-    Complex* x_hat = x_hat_.data();
-    Complex* y_hat = y_hat_.data();
+    Complex* x_hat = static_cast<Complex*>(context.input());
+    Complex* y_hat = static_cast<Complex*>(context.output());
 
     // 1. Forward transforms, landing frequency-major.
-    forward(X, x_hat, in_batch, stream);
+    forward(context, X, x_hat, in_blocks, tokens, stream);
 
-    if (fused) {
-      // 2+3. Fused per-bin GEMV and inverse real DFT, one block per output block.
-      const std::size_t shared = static_cast<std::size_t>(b_ + bins_) * sizeof(Complex);
-      if (op == Op::normal) {
-        fused_gemv_irdft<false, Scalar, Complex>
-            <<<static_cast<unsigned>(out_blocks), kThreads, shared, stream>>>(spectra_.data(), x_hat, twiddles_.data(), Y, p, q, b);
-      } else {
-        fused_gemv_irdft<true, Scalar, Complex>
-            <<<static_cast<unsigned>(out_blocks), kThreads, shared, stream>>>(spectra_.data(), x_hat, twiddles_.data(), Y, p, q, b);
+    if (tokens == 1) {
+      // 2. (+3. when fused) The one-token kernels, on the bfloat16 copy where there is one.
+      bool used_bfloat16 = false;
+      if constexpr (std::is_same_v<Scalar, float>) {  // bfloat16 pairs widen to float2 only
+        used_bfloat16 = op == Op::normal && !bfloat16_spectra_.empty();
+        if (used_bfloat16) enqueue_one_token(bfloat16_spectra_.data(), x_hat, y_hat, Y, out_blocks, stream, op);
       }
-      FFTMAT_CUDA_CHECK_LAUNCH();
+      if (!used_bfloat16) enqueue_one_token(spectra_.data(), x_hat, y_hat, Y, out_blocks, stream, op);
+      if (fused_) return;
     } else {
-      // 2. Per-bin products into y_hat (frequency-major, out_blocks x T per bin).
-      if (T == 1) {
-        const long long tiles = (out_blocks + kWarps - 1) / kWarps;
-        const long long grid = tiles * bins_;
-        fftmat::detail::require(grid <= INT_MAX, name, ": too many bins and blocks for one launch");
-        if (op == Op::normal) {
-          gemv_bins<false><<<static_cast<unsigned>(grid), kThreads, 0, stream>>>(spectra_.data(), x_hat, y_hat, p, q);
-        } else {
-          gemv_bins<true><<<static_cast<unsigned>(grid), kThreads, 0, stream>>>(spectra_.data(), x_hat, y_hat, p, q);
-        }
-        FFTMAT_CUDA_CHECK_LAUNCH();
-      } else {
-        FFTMAT_CUBLAS_CHECK(cublasSetStream(blas_.get(), stream));
-        const int tokens = static_cast<int>(T);
-        const long long bin_stride = static_cast<long long>(p) * q;
-        if (op == Op::normal) {
-          // Y_f (p x T) = op_T(C_f^T stored q x p, ld q) * X_f (q x T, ld q)
-          FFTMAT_CUBLAS_CHECK(Types<Scalar>::gemm_strided_batched(
-              blas_.get(), CUBLAS_OP_T, p, tokens, q, spectra_.data(), q, bin_stride, x_hat, q,
-              static_cast<long long>(q) * tokens, y_hat, p, static_cast<long long>(p) * tokens, bins));
-        } else {
-          // Y_f (q x T) = conj(C_f^T) (stored q x p, ld q) * X_f (p x T, ld p)
-          FFTMAT_CUBLAS_CHECK(Types<Scalar>::gemm_strided_batched(
-              blas_.get(), CUBLAS_OP_N, q, tokens, p, conjugate_spectra_.data(), q, bin_stride, x_hat, p,
-              static_cast<long long>(p) * tokens, y_hat, q, static_cast<long long>(q) * tokens, bins));
-        }
-      }
-      // 3. Inverse transforms from the frequency-major layout into Y (C2R consumes y_hat).
-      inverse(y_hat, Y, out_batch, stream);
+      const BinProducts g = bin_products(op == Op::adjoint, p, q, static_cast<int>(tokens), bins);
+      const Complex one{1, 0}, zero{0, 0};
+      constexpr cudaDataType_t type = Types<Scalar>::complex_type;
+      FFTMAT_CUBLAS_CHECK(cublasGemmStridedBatchedEx(
+          context.blas(), g.transpose_a ? CUBLAS_OP_T : CUBLAS_OP_N, CUBLAS_OP_N, g.m, g.n, g.k, &one,
+          op == Op::normal ? spectra_.data() : conjugate, type, g.lda, g.stride_a, x_hat, type, g.ldb, g.stride_b,
+          &zero, y_hat, type, g.ldc, g.stride_c, g.batch, compute_, CUBLAS_GEMM_DEFAULT));
     }
+    // 3. Inverse transforms from the frequency-major layout into Y (C2R consumes y_hat).
+    inverse(context, y_hat, Y, out_blocks, tokens, stream);
   }
 
- public:
-  /// Frees the cached cuFFT plans (after the object's queued work has finished).
-  void clear_plan_cache() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    ScopedDevice device(device_);
-    wait_for_previous();
-    plans_.clear();
+  /// A one-token piece's per-bin products from spectra stored as S: fused with the inverse DFT
+  /// into Y (b <= kFusedMaxBlock), or into y_hat for the inverse cuFFT.
+  template <class S>
+  void enqueue_one_token(const S* spectra, const Complex* x_hat, Complex* y_hat, Scalar* Y, Index out_blocks,
+                         cudaStream_t stream, Op op) {
+    const int p = static_cast<int>(p_), q = static_cast<int>(q_);
+    if (fused_) {
+      // One thread block per output block.
+      const std::size_t shared = static_cast<std::size_t>(b_ + bins_) * sizeof(Complex);
+      const unsigned grid = static_cast<unsigned>(out_blocks);
+      const int b = static_cast<int>(b_);
+      if (op == Op::normal) {
+        fused_gemv_irdft<false, Scalar>
+            <<<grid, kThreads, shared, stream>>>(spectra, x_hat, twiddles_.data(), Y, p, q, b);
+      } else {
+        fused_gemv_irdft<true, Scalar>
+            <<<grid, kThreads, shared, stream>>>(spectra, x_hat, twiddles_.data(), Y, p, q, b);
+      }
+    } else {
+      // At most bins * max(p, q) <= bins * p * q blocks, which the constructor bounded by INT_MAX.
+      const unsigned grid = static_cast<unsigned>((out_blocks + kWarps - 1) / kWarps * bins_);
+      if (op == Op::normal) {
+        gemv_bins<false><<<grid, kThreads, 0, stream>>>(spectra, x_hat, y_hat, p, q);
+      } else {
+        gemv_bins<true><<<grid, kThreads, 0, stream>>>(spectra, x_hat, y_hat, p, q);
+      }
+    }
+    FFTMAT_CUDA_CHECK_LAUNCH();
   }
 
-  std::size_t cached_plans() const {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return plans_.size();
-  }
-
- private:
-  bool has_plan(int batch, Direction direction) const {
-    return b_ == 1 || plans_.contains(static_cast<int>(b_), batch, direction);
-  }
-
-  /// Half spectra of `batch` blocks of b reals (contiguous) into the frequency-major layout.
-  void forward(const Scalar* X, Complex* x_hat, int batch, cudaStream_t stream) {
+  /// Half spectra of blocks*tokens blocks of b reals (contiguous) into the frequency-major layout.
+  void forward(StreamContext& context, const Scalar* X, Complex* x_hat, Index blocks, Index tokens,
+               cudaStream_t stream) {
     if (b_ == 1) {
-      thrust::transform(thrust::cuda::par_nosync.on(stream), X, X + batch, x_hat, ToComplex<Scalar, Complex>());
+      thrust::transform(thrust::cuda::par_nosync.on(stream), X, X + blocks * tokens, x_hat,
+                        ToComplex<Scalar, Complex>());
       FFTMAT_CUDA_CHECK_LAUNCH();
       return;
     }
-    const FftPlan& plan = plans_.get(static_cast<int>(b_), batch, Direction::forward);
-    FFTMAT_CUFFT_CHECK(Types<Scalar>::forward(plan.bind(stream), X, x_hat));
+    const FftPlan& plan = context.plans().get(plan_key(blocks, tokens, true));
+    FFTMAT_CUFFT_CHECK(Types<Scalar>::forward(plan.get(), X, x_hat));
   }
 
   /// Inverse of forward() without the 1/b (folded into the spectra); consumes y_hat.
-  void inverse(Complex* y_hat, Scalar* Y, int batch, cudaStream_t stream) {
+  void inverse(StreamContext& context, Complex* y_hat, Scalar* Y, Index blocks, Index tokens, cudaStream_t stream) {
     if (b_ == 1) {
-      thrust::transform(thrust::cuda::par_nosync.on(stream), y_hat, y_hat + batch, Y, RealPart<Scalar, Complex>());
+      thrust::transform(thrust::cuda::par_nosync.on(stream), y_hat, y_hat + blocks * tokens, Y,
+                        RealPart<Scalar, Complex>());
       FFTMAT_CUDA_CHECK_LAUNCH();
       return;
     }
-    const FftPlan& plan = plans_.get(static_cast<int>(b_), batch, Direction::inverse);
-    FFTMAT_CUFFT_CHECK(Types<Scalar>::inverse(plan.bind(stream), y_hat, Y));
-  }
-
-  void wait_for_previous() {
-    if (has_previous_) FFTMAT_CUDA_CHECK(cudaEventSynchronize(done_.get()));
-  }
-
-  /// Grows both spectra buffers to T tokens. Reallocation frees the old buffers, so it first
-  /// waits for the object's previous call (the only work that can still use them).
-  void reserve_workspace(Index T) {
-    wait_for_previous();
-    const Index blocks = std::max(p_, q_);
-    x_hat_.reserve(static_cast<std::size_t>(bins_ * blocks * T));
-    y_hat_.reserve(static_cast<std::size_t>(bins_ * blocks * T));
-    workspace_tokens_ = T;
+    const FftPlan& plan = context.plans().get(plan_key(blocks, tokens, false));
+    FFTMAT_CUFFT_CHECK(Types<Scalar>::inverse(plan.get(), y_hat, Y));
   }
 
   Index rows_, cols_, b_, p_, q_, bins_;
   int device_ = 0;
   bool fused_ = false;
-  DeviceBuffer<Complex> spectra_, conjugate_spectra_, twiddles_;
-  DeviceBuffer<Complex> x_hat_, y_hat_;
-  Index workspace_tokens_ = 0;
-  PlanCache plans_;
-  BlasHandle blas_;
-  Event done_;
-  cudaStream_t previous_stream_ = nullptr;
-  bool has_previous_ = false;
-  mutable std::mutex mutex_;
+  cublasComputeType_t compute_ = Types<Scalar>::compute;
+  DeviceBuffer<Complex> spectra_, twiddles_;
+  DeviceBuffer<Complex> conjugate_spectra_;
+  DeviceBuffer<__nv_bfloat162> bfloat16_spectra_;  // empty unless SpectrumPrecision::bfloat16
+  std::mutex conjugate_mutex_;
 };
 
 }  // namespace detail
 
 /// A block-circulant matrix on the GPU, built from its CPU counterpart (spectra uploaded once, on
-/// the device current at construction). Same shapes and semantics as fftmat::BlockCirculant:
-/// apply(X, Y, T) computes Y = A X for X n x T and Y m x T column-major on the device (token t's
-/// vector contiguous at X + t*n); apply_transpose computes Y = A^T X. X and Y may be the same
-/// buffer (m == n): all of X is transformed before Y is written. Calls are asynchronous on
-/// `stream`. Scalar: float or double.
+/// the device current at construction, through a stream of its own). The destructor waits for the
+/// device (queued calls and graph replays may still read the spectra). Same shapes and semantics
+/// as fftmat::BlockCirculant: apply(X, Y, T) computes Y = A X for X n x T and Y m x T
+/// column-major on the device (token t's vector contiguous at X + t*n); apply_transpose computes
+/// Y = A^T X. X and Y may be the same buffer (m == n): each piece of tokens is transformed before
+/// its part of Y is written. Calls are asynchronous on `stream`. Scalar: float or double.
 template <class Scalar>
 class BlockCirculant {
   static_assert(std::is_same_v<Scalar, float> || std::is_same_v<Scalar, double>,
@@ -305,10 +362,10 @@ class BlockCirculant {
  public:
   using Index = std::ptrdiff_t;
 
-  /// Throws fftmat::invalid_argument for a zero-padded matrix, fftmat::cuda_error when a CUDA,
-  /// cuFFT or cuBLAS call fails (no device, out of memory).
-  explicit BlockCirculant(const fftmat::BlockCirculant<Scalar>& A)
-      : engine_(std::make_unique<detail::Engine<Scalar>>(A)) {}
+  /// Throws fftmat::invalid_argument for a zero-padded matrix (or TF32 for double),
+  /// fftmat::cuda_error when a CUDA, cuFFT or cuBLAS call fails (no device, out of memory).
+  explicit BlockCirculant(const fftmat::BlockCirculant<Scalar>& A, ProductPrecision precision = ProductPrecision::full)
+      : engine_(std::make_unique<detail::Engine<Scalar>>(A, precision)) {}
 
   Index rows() const { return engine().rows(); }
   Index cols() const { return engine().cols(); }
@@ -340,11 +397,10 @@ class BlockCirculant {
     apply_transpose(thrust::raw_pointer_cast(X.data()), thrust::raw_pointer_cast(Y.data()), T, stream);
   }
 
-  /// Number of cached cuFFT plans (one per direction and distinct token count used).
-  std::size_t cached_plans() const { return engine().cached_plans(); }
-  /// Frees the cached cuFFT plans; waits for this object's queued work first. Graphs that captured
-  /// calls of this object must not be launched afterwards.
-  void clear_plan_cache() { engine().clear_plan_cache(); }
+  /// Makes, outside any stream capture, what products (and transposed products) of up to
+  /// `max_tokens` tokens on `stream` need: the stream's workspace and cuFFT plans and the
+  /// conjugated spectra. Afterwards such calls allocate nothing and can be captured.
+  void prepare(Index max_tokens, cudaStream_t stream = nullptr) const { engine().prepare(max_tokens, stream); }
 
  private:
   detail::Engine<Scalar>& engine() const {

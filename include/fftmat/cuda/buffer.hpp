@@ -1,94 +1,87 @@
 #pragma once
-// RAII device memory and the small CUDA runtime objects the backend owns (streams, events, the
+// RAII device memory and the small CUDA runtime objects the backend owns (streams, the
 // current-device guard). Move-only: each resource has exactly one owner, released in the
-// destructor; destructors never throw (a failing free during unwinding is ignored).
+// destructor; destructors never throw (a failing release during unwinding is ignored).
 
 #include <cuda_runtime_api.h>
 
 #include <cstddef>
+#include <new>
 #include <utility>
 
 #include "error.hpp"
 
 namespace fftmat::cuda::detail {
 
-/// Grow-only device array of T (cudaMalloc). reserve() keeps the contents only when it does not
-/// reallocate; callers treat it as scratch.
+/// A fixed-size device array of T (cudaMalloc). Growing means allocating a new buffer and
+/// swapping it in, so a failed allocation leaves the old buffer (and its owner) untouched.
 template <class T>
 class DeviceBuffer {
  public:
   DeviceBuffer() = default;
-  explicit DeviceBuffer(std::size_t count) { reserve(count); }
+  explicit DeviceBuffer(std::size_t count) {
+    if (count == 0) return;
+    void* raw = nullptr;
+    FFTMAT_CUDA_CHECK(cudaMalloc(&raw, count * sizeof(T)));
+    data_ = static_cast<T*>(raw);
+    size_ = count;
+  }
   DeviceBuffer(const DeviceBuffer&) = delete;
   DeviceBuffer& operator=(const DeviceBuffer&) = delete;
   DeviceBuffer(DeviceBuffer&& other) noexcept
-      : data_(std::exchange(other.data_, nullptr)), capacity_(std::exchange(other.capacity_, 0)) {}
+      : data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0)) {}
   DeviceBuffer& operator=(DeviceBuffer&& other) noexcept {
     if (this != &other) {
       release();
       data_ = std::exchange(other.data_, nullptr);
-      capacity_ = std::exchange(other.capacity_, 0);
+      size_ = std::exchange(other.size_, 0);
     }
     return *this;
   }
   ~DeviceBuffer() { release(); }
 
-  /// Ensures room for `count` elements; returns true when it had to reallocate (the old memory
-  /// is freed first, so the caller must be sure no queued work still uses it).
-  bool reserve(std::size_t count) {
-    if (count <= capacity_) return false;
-    release();
-    void* raw = nullptr;
-    FFTMAT_CUDA_CHECK(cudaMalloc(&raw, count * sizeof(T)));
-    data_ = static_cast<T*>(raw);
-    capacity_ = count;
-    return true;
-  }
-
   T* data() const noexcept { return data_; }
-  std::size_t capacity() const noexcept { return capacity_; }
+  std::size_t size() const noexcept { return size_; }
+  bool empty() const noexcept { return size_ == 0; }
 
  private:
   void release() noexcept {
     if (data_ != nullptr) cudaFree(data_);
     data_ = nullptr;
-    capacity_ = 0;
+    size_ = 0;
   }
   T* data_ = nullptr;
-  std::size_t capacity_ = 0;
+  std::size_t size_ = 0;
 };
 
-/// A CUDA event without timing (cheap to record); used to order one object's calls across streams.
-class Event {
+/// A non-blocking stream (it never synchronises with the legacy default stream).
+class Stream {
  public:
-  Event() { FFTMAT_CUDA_CHECK(cudaEventCreateWithFlags(&event_, cudaEventDisableTiming)); }
-  Event(const Event&) = delete;
-  Event& operator=(const Event&) = delete;
-  Event(Event&& other) noexcept : event_(std::exchange(other.event_, nullptr)) {}
-  Event& operator=(Event&& other) noexcept {
-    if (this != &other) {
-      if (event_ != nullptr) cudaEventDestroy(event_);
-      event_ = std::exchange(other.event_, nullptr);
-    }
-    return *this;
+  Stream() { FFTMAT_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking)); }
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+  ~Stream() {
+    if (stream_ != nullptr) cudaStreamDestroy(stream_);
   }
-  ~Event() {
-    if (event_ != nullptr) cudaEventDestroy(event_);
-  }
-  cudaEvent_t get() const noexcept { return event_; }
+  cudaStream_t get() const noexcept { return stream_; }
 
  private:
-  cudaEvent_t event_ = nullptr;
+  cudaStream_t stream_ = nullptr;
 };
 
 /// Makes `device` current for a scope and restores the previous device (objects are bound to the
 /// device that was current when they were built; calls from a thread on another device still work).
 class ScopedDevice {
  public:
-  explicit ScopedDevice(int device) {
+  explicit ScopedDevice(int device) : device_(device) {
     FFTMAT_CUDA_CHECK(cudaGetDevice(&previous_));
     if (previous_ != device) FFTMAT_CUDA_CHECK(cudaSetDevice(device));
-    device_ = device;
+  }
+  /// For destructors: switches when it can and otherwise leaves the current device alone.
+  ScopedDevice(int device, std::nothrow_t) noexcept : device_(device) {
+    if (cudaGetDevice(&previous_) != cudaSuccess || (previous_ != device && cudaSetDevice(device) != cudaSuccess)) {
+      previous_ = device;  // nothing to restore
+    }
   }
   ScopedDevice(const ScopedDevice&) = delete;
   ScopedDevice& operator=(const ScopedDevice&) = delete;

@@ -2,7 +2,7 @@
 // fftmat::cuda::Circulant: a circulant matrix on the GPU (nvcc only). As on the CPU it is the
 // block-circulant matrix with a single n x n block, so it shares that implementation: C x =
 // irfft(rfft(c) .* rfft(x)) becomes a per-bin 1x1 product. Sizes above kFusedMaxBlock take the
-// three-launch path (cuFFT R2C, per-bin kernel or cuBLAS, cuFFT C2R) at every T.
+// three-launch path (cuFFT R2C, per-bin kernel or cuBLAS, cuFFT C2R) for every piece.
 
 #include <thrust/device_vector.h>
 
@@ -38,6 +38,9 @@ class Circulant {
                        cudaStream_t stream = nullptr) const {
     matrix_.apply_transpose(X, Y, T, stream);
   }
+
+  /// Makes what products of up to `max_tokens` tokens on `stream` need (BlockCirculant::prepare).
+  void prepare(Index max_tokens, cudaStream_t stream = nullptr) const { matrix_.prepare(max_tokens, stream); }
 
   /// The same matrix as a one-block BlockCirculant.
   const BlockCirculant<Scalar>& as_block_circulant() const noexcept { return matrix_; }

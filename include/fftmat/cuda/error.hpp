@@ -61,19 +61,26 @@ inline const char* cufft_status_name(cufftResult status) noexcept {
                    status);
 }
 
-inline void check(cudaError_t status, const char* call, const char* file, int line) {
+// One checker per status type, taking exactly that type: an argument of another status type (or
+// a plain int) does not convert, so a call checked with the wrong macro fails to compile.
+
+inline void check_cuda(cudaError_t status, const char* call, const char* file, int line) {
   if (status != cudaSuccess) {
+    // The runtime also keeps a failed call's status as the thread's "last error"; consumed here so
+    // that a later launch check (cudaGetLastError) reports that launch, not this call. A sticky
+    // error (a faulted context) stays and is reported again by every later call.
+    static_cast<void>(cudaGetLastError());
     throw_status(call, file, line, cudaGetErrorName(status), cudaGetErrorString(status), static_cast<int>(status));
   }
 }
 
-inline void check(cufftResult status, const char* call, const char* file, int line) {
+inline void check_cufft(cufftResult status, const char* call, const char* file, int line) {
   if (status != CUFFT_SUCCESS) {
     throw_status(call, file, line, cufft_status_name(status), "cuFFT", static_cast<int>(status));
   }
 }
 
-inline void check(cublasStatus_t status, const char* call, const char* file, int line) {
+inline void check_cublas(cublasStatus_t status, const char* call, const char* file, int line) {
   if (status != CUBLAS_STATUS_SUCCESS) {
     throw_status(call, file, line, cublasGetStatusName(status), cublasGetStatusString(status),
                  static_cast<int>(status));
@@ -83,13 +90,12 @@ inline void check(cublasStatus_t status, const char* call, const char* file, int
 }  // namespace cuda::detail
 }  // namespace fftmat
 
-/// Throws fftmat::cuda_error unless the CUDA runtime call returns cudaSuccess.
-#define FFTMAT_CUDA_CHECK(call) ::fftmat::cuda::detail::check(static_cast<cudaError_t>(call), #call, __FILE__, __LINE__)
-/// Throws fftmat::cuda_error unless the cuFFT call returns CUFFT_SUCCESS.
-#define FFTMAT_CUFFT_CHECK(call) ::fftmat::cuda::detail::check(static_cast<cufftResult>(call), #call, __FILE__, __LINE__)
-/// Throws fftmat::cuda_error unless the cuBLAS call returns CUBLAS_STATUS_SUCCESS.
-#define FFTMAT_CUBLAS_CHECK(call) \
-  ::fftmat::cuda::detail::check(static_cast<cublasStatus_t>(call), #call, __FILE__, __LINE__)
+/// Throws fftmat::cuda_error unless the CUDA runtime call (a cudaError_t) returns cudaSuccess.
+#define FFTMAT_CUDA_CHECK(call) ::fftmat::cuda::detail::check_cuda((call), #call, __FILE__, __LINE__)
+/// Throws fftmat::cuda_error unless the cuFFT call (a cufftResult) returns CUFFT_SUCCESS.
+#define FFTMAT_CUFFT_CHECK(call) ::fftmat::cuda::detail::check_cufft((call), #call, __FILE__, __LINE__)
+/// Throws fftmat::cuda_error unless the cuBLAS call (a cublasStatus_t) returns CUBLAS_STATUS_SUCCESS.
+#define FFTMAT_CUBLAS_CHECK(call) ::fftmat::cuda::detail::check_cublas((call), #call, __FILE__, __LINE__)
 /// Checks the launch of the kernel just issued (configuration errors surface here; faults inside
 /// the kernel surface at the next synchronising call).
 #define FFTMAT_CUDA_CHECK_LAUNCH() FFTMAT_CUDA_CHECK(cudaGetLastError())

@@ -6,7 +6,7 @@
 //     adjoint:  y_f[j] = sum_i conj(C_f[i][j]) x_f[i]    (j < q, i < p)
 //
 // with C_f the row-major p x q spectrum of bin f at spectra + f*p*q and the vectors in the
-// frequency-major layout of plan_cache.hpp (bin f of block k at f*blocks + k). At T = 1 cuBLAS's
+// frequency-major layout of layout.hpp (bin f of block k at f*blocks + k). At T = 1 cuBLAS's
 // batched GEMM is a poor fit (one column per bin) and the whole product is a few microseconds of
 // memory traffic, so launch count is what matters:
 //
@@ -18,6 +18,7 @@
 //                        block, cheap for b <= kFusedMaxBlock). It replaces gemv_bins plus the
 //                        cuFFT C2R, so a T = 1 product is two launches: cuFFT R2C and this.
 
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include "types.hpp"
@@ -43,6 +44,12 @@ __device__ __forceinline__ void multiply_add_conj(C& acc, const C& a, const C& x
   acc.y += a.x * x.y - a.y * x.x;
 }
 
+/// A spectrum entry in the arithmetic type: full-precision entries as they are, bfloat16 pairs
+/// (SpectrumPrecision::bfloat16, float matrices) widened to float2 exactly.
+__device__ __forceinline__ float2 widen(const float2& v) { return v; }
+__device__ __forceinline__ double2 widen(const double2& v) { return v; }
+__device__ __forceinline__ float2 widen(const __nv_bfloat162& v) { return __bfloat1622float2(v); }
+
 template <class C>
 __device__ __forceinline__ C warp_sum(C value) {
   for (int offset = 16; offset > 0; offset >>= 1) {
@@ -52,30 +59,33 @@ __device__ __forceinline__ C warp_sum(C value) {
   return value;  // complete in lane 0
 }
 
-/// One warp's dot product for output `out` of bin `f`; the full sum lands in lane 0.
-template <bool Adjoint, class C>
-__device__ __forceinline__ C bin_dot(const C* __restrict__ spectra, const C* __restrict__ x, long long f, int out,
+/// One warp's dot product for output `out` of bin `f`; the full sum lands in lane 0. S: the
+/// stored spectrum type (C, or __nv_bfloat162 for C = float2).
+template <bool Adjoint, class S, class C>
+__device__ __forceinline__ C bin_dot(const S* __restrict__ spectra, const C* __restrict__ x, long long f, int out,
                                      int p, int q, int lane) {
-  const C* bin = spectra + f * p * q;
+  const S* bin = spectra + f * p * q;
   C acc;
   acc.x = 0;
   acc.y = 0;
   if (!Adjoint) {
-    const C* row = bin + static_cast<long long>(out) * q;  // C_f[out][:], contiguous
+    const S* row = bin + static_cast<long long>(out) * q;  // C_f[out][:], contiguous
     const C* xf = x + f * q;
-    for (int j = lane; j < q; j += 32) multiply_add(acc, row[j], xf[j]);
+    for (int j = lane; j < q; j += 32) multiply_add(acc, widen(row[j]), xf[j]);
   } else {
     const C* xf = x + f * p;
-    for (int i = lane; i < p; i += 32) multiply_add_conj(acc, bin[static_cast<long long>(i) * q + out], xf[i]);
+    for (int i = lane; i < p; i += 32) {
+      multiply_add_conj(acc, widen(bin[static_cast<long long>(i) * q + out]), xf[i]);
+    }
   }
   return warp_sum(acc);
 }
 
 /// Grid: bins * ceil(outputs / kWarps) blocks of kThreads; outputs = Adjoint ? q : p.
 /// y: bins * outputs values, frequency-major.
-template <bool Adjoint, class C>
+template <bool Adjoint, class S, class C>
 __global__ void __launch_bounds__(kThreads)
-    gemv_bins(const C* __restrict__ spectra, const C* __restrict__ x, C* __restrict__ y, int p, int q) {
+    gemv_bins(const S* __restrict__ spectra, const C* __restrict__ x, C* __restrict__ y, int p, int q) {
   const int outputs = Adjoint ? q : p;
   const int tiles = (outputs + kWarps - 1) / kWarps;
   const long long f = blockIdx.x / tiles;
@@ -89,9 +99,9 @@ __global__ void __launch_bounds__(kThreads)
 /// Grid: one block of kThreads per output block (p, or q for the adjoint). Dynamic shared
 /// memory: (b + bins) * sizeof(C). twiddles[m] = (cos 2 pi m / b, sin 2 pi m / b), m < b.
 /// y: the token's output vector (outputs * b reals).
-template <bool Adjoint, class Real, class C>
+template <bool Adjoint, class Real, class S, class C>
 __global__ void __launch_bounds__(kThreads)
-    fused_gemv_irdft(const C* __restrict__ spectra, const C* __restrict__ x, const C* __restrict__ twiddles,
+    fused_gemv_irdft(const S* __restrict__ spectra, const C* __restrict__ x, const C* __restrict__ twiddles,
                      Real* __restrict__ y, int p, int q, int b) {
   extern __shared__ unsigned char shared_raw[];
   C* s_twiddles = reinterpret_cast<C*>(shared_raw);

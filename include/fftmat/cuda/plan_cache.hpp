@@ -1,19 +1,13 @@
 #pragma once
-// cuFFT plans for batched length-b real transforms in the frequency-major layout, cached per
-// (b, batch, direction) by the object that owns them.
+// cuFFT plans for batched length-b real transforms in the frequency-major layout (layout.hpp),
+// cached per stream (stream_context.hpp) and shared by every matrix used on that stream.
 //
-// Layout (DESIGN.md section 2). `batch` blocks of b reals, block k contiguous at k*b (for the
-// activations, k = t*blocks + j, so the column-major dim x T matrix is exactly this), and their
-// half spectra stored frequency-major: bin f of block k at f*batch + k. With cuFFT's advanced
-// layout that is, forward, istride 1, idist b, ostride batch, odist 1; inverse the mirror image.
-// Every bin's (blocks x T) matrix is then contiguous and column-major, which is what one strided
-// batched GEMM over the bins consumes, and no separate transpose pass is needed.
-//
-// Plans depend on T (through batch and the stride), so an object holds one pair per distinct
-// token count it has seen; a plan is created on the first call with a given T and never evicted
-// (a graph a user captured may still reference it), until clear() or destruction. A plan is
-// bound to the caller's stream at every execution (cufftSetStream); the owning object serialises
-// calls, so plans need no lock of their own. Each plan owns its cuFFT work area (auto-allocated).
+// Products are cut into pieces of power-of-two token counts no larger than the chunk size
+// (stream_context.hpp), so the plans a stream ever holds are, per (b, blocks, precision,
+// direction), at most log2(chunk) + 1: the cache is bounded by the set of matrix shapes in use,
+// whatever token counts the calls bring. Plans are never evicted (a captured CUDA graph may
+// reference one); they go with their stream's resources. Each plan is bound to its stream once,
+// at creation, and owns its cuFFT work area.
 
 #include <cufft.h>
 
@@ -22,93 +16,87 @@
 #include <vector>
 
 #include "error.hpp"
+#include "layout.hpp"
 
 namespace fftmat::cuda::detail {
 
-enum class Direction { forward, inverse };
+/// What identifies a plan: block size, blocks per token, tokens, and the transform type (which
+/// gives precision and direction).
+struct PlanKey {
+  int b;
+  int blocks;
+  int tokens;
+  cufftType type;
+  friend bool operator==(const PlanKey& x, const PlanKey& y) noexcept {
+    return x.b == y.b && x.blocks == y.blocks && x.tokens == y.tokens && x.type == y.type;
+  }
+};
 
-/// RAII cufftHandle.
+inline bool is_forward(cufftType type) noexcept { return type == CUFFT_R2C || type == CUFFT_D2Z; }
+
+/// RAII cufftHandle, planned for `key` and bound to `stream`.
 class FftPlan {
  public:
-  FftPlan() = default;
-  FftPlan(int b, int batch, Direction direction, cufftType type) {
+  FftPlan(const PlanKey& key, cudaStream_t stream) {
     FFTMAT_CUFFT_CHECK(cufftCreate(&plan_));
-    valid_ = true;  // from here on the destructor releases the handle, even if planning throws
-    const int bins = b / 2 + 1;
-    int size[1] = {b};
-    int real_embed[1] = {b};
-    int complex_embed[1] = {bins};
-    std::size_t work_size = 0;
-    if (direction == Direction::forward) {
-      FFTMAT_CUFFT_CHECK(cufftMakePlanMany(plan_, 1, size, real_embed, /*istride=*/1, /*idist=*/b, complex_embed,
-                                           /*ostride=*/batch, /*odist=*/1, type, batch, &work_size));
-    } else {
-      FFTMAT_CUFFT_CHECK(cufftMakePlanMany(plan_, 1, size, complex_embed, /*istride=*/batch, /*idist=*/1,
-                                           real_embed, /*ostride=*/1, /*odist=*/b, type, batch, &work_size));
+    try {
+      make(key, stream);
+    } catch (...) {
+      cufftDestroy(plan_);  // a throwing constructor runs no destructor
+      throw;
     }
   }
   FftPlan(const FftPlan&) = delete;
   FftPlan& operator=(const FftPlan&) = delete;
-  FftPlan(FftPlan&& other) noexcept : plan_(other.plan_), valid_(std::exchange(other.valid_, false)) {}
-  FftPlan& operator=(FftPlan&& other) noexcept {
-    if (this != &other) {
-      reset();
-      plan_ = other.plan_;
-      valid_ = std::exchange(other.valid_, false);
-    }
-    return *this;
-  }
-  ~FftPlan() { reset(); }
-
-  /// The handle, bound to `stream` for the next execution.
-  cufftHandle bind(cudaStream_t stream) const {
-    FFTMAT_CUFFT_CHECK(cufftSetStream(plan_, stream));
-    return plan_;
-  }
+  ~FftPlan() { cufftDestroy(plan_); }
+  cufftHandle get() const noexcept { return plan_; }
 
  private:
-  void reset() noexcept {
-    if (valid_) cufftDestroy(plan_);
-    valid_ = false;
+  void make(const PlanKey& key, cudaStream_t stream) {
+    const bool forward = is_forward(key.type);
+    FftLayout layout = forward ? forward_layout(key.b, key.blocks, key.tokens)
+                               : inverse_layout(key.b, key.blocks, key.tokens);
+    int real_embed[1] = {key.b};
+    int complex_embed[1] = {key.b / 2 + 1};
+    std::size_t work_size = 0;
+    FFTMAT_CUFFT_CHECK(cufftMakePlanMany(plan_, 1, &layout.n, forward ? real_embed : complex_embed, layout.istride,
+                                         layout.idist, forward ? complex_embed : real_embed, layout.ostride,
+                                         layout.odist, key.type, layout.batch, &work_size));
+    FFTMAT_CUFFT_CHECK(cufftSetStream(plan_, stream));
   }
   cufftHandle plan_ = 0;
-  bool valid_ = false;
 };
 
-/// The plans of one object. Not thread-safe: the owner holds its lock while using it.
+/// The plans of one stream. Not thread-safe: the stream context's lock is held while using it.
 class PlanCache {
  public:
-  explicit PlanCache(cufftType r2c = CUFFT_R2C, cufftType c2r = CUFFT_C2R) : r2c_(r2c), c2r_(c2r) {}
+  explicit PlanCache(cudaStream_t stream) : stream_(stream) {}
 
-  /// The plan for `batch` blocks of length b in `direction`, created on first use.
-  const FftPlan& get(int b, int batch, Direction direction) {
+  /// The plan for `key`, or null when it has not been created.
+  const FftPlan* find(const PlanKey& key) const noexcept {
     for (const Entry& entry : entries_) {
-      if (entry.b == b && entry.batch == batch && entry.direction == direction) return *entry.plan;
+      if (entry.key == key) return entry.plan.get();
     }
-    auto plan = std::make_unique<FftPlan>(b, batch, direction, direction == Direction::forward ? r2c_ : c2r_);
-    entries_.push_back(Entry{b, batch, direction, std::move(plan)});
+    return nullptr;
+  }
+
+  /// The plan for `key`, created on first use (a failed creation leaves the cache as it was).
+  const FftPlan& get(const PlanKey& key) {
+    if (const FftPlan* plan = find(key)) return *plan;
+    auto plan = std::make_unique<FftPlan>(key, stream_);
+    entries_.reserve(entries_.size() + 1);  // may throw before the plan changes hands
+    entries_.push_back(Entry{key, std::move(plan)});
     return *entries_.back().plan;
   }
 
-  bool contains(int b, int batch, Direction direction) const noexcept {
-    for (const Entry& entry : entries_) {
-      if (entry.b == b && entry.batch == batch && entry.direction == direction) return true;
-    }
-    return false;
-  }
-
   std::size_t size() const noexcept { return entries_.size(); }
-  /// Destroys every plan (the caller makes sure no queued work still uses them).
-  void clear() noexcept { entries_.clear(); }
 
  private:
   struct Entry {
-    int b;
-    int batch;
-    Direction direction;
+    PlanKey key;
     std::unique_ptr<FftPlan> plan;  // stable address while the vector grows
   };
-  cufftType r2c_, c2r_;
+  cudaStream_t stream_;
   std::vector<Entry> entries_;
 };
 

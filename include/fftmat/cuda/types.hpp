@@ -18,19 +18,14 @@ struct Types<float> {
   using Complex = cufftComplex;
   static constexpr cufftType r2c = CUFFT_R2C;
   static constexpr cufftType c2r = CUFFT_C2R;
+  static constexpr cudaDataType_t complex_type = CUDA_C_32F;  // for cublasGemmStridedBatchedEx
+  static constexpr cublasComputeType_t compute = CUBLAS_COMPUTE_32F;
   // cuFFT's out-of-place R2C leaves its input intact; the signature is just not const.
   static cufftResult forward(cufftHandle plan, const float* in, Complex* out) {
     return cufftExecR2C(plan, const_cast<float*>(in), out);
   }
   // Out-of-place C2R may overwrite its input: callers pass scratch.
   static cufftResult inverse(cufftHandle plan, Complex* in, float* out) { return cufftExecC2R(plan, in, out); }
-  static cublasStatus_t gemm_strided_batched(cublasHandle_t handle, cublasOperation_t op_a, int m, int n, int k,
-                                             const Complex* A, int lda, long long stride_a, const Complex* B, int ldb,
-                                             long long stride_b, Complex* C, int ldc, long long stride_c, int batch) {
-    const Complex one{1.0f, 0.0f}, zero{0.0f, 0.0f};
-    return cublasCgemmStridedBatched(handle, op_a, CUBLAS_OP_N, m, n, k, &one, A, lda, stride_a, B, ldb, stride_b,
-                                     &zero, C, ldc, stride_c, batch);
-  }
 };
 
 template <>
@@ -38,17 +33,12 @@ struct Types<double> {
   using Complex = cufftDoubleComplex;
   static constexpr cufftType r2c = CUFFT_D2Z;
   static constexpr cufftType c2r = CUFFT_Z2D;
+  static constexpr cudaDataType_t complex_type = CUDA_C_64F;
+  static constexpr cublasComputeType_t compute = CUBLAS_COMPUTE_64F;
   static cufftResult forward(cufftHandle plan, const double* in, Complex* out) {
     return cufftExecD2Z(plan, const_cast<double*>(in), out);
   }
   static cufftResult inverse(cufftHandle plan, Complex* in, double* out) { return cufftExecZ2D(plan, in, out); }
-  static cublasStatus_t gemm_strided_batched(cublasHandle_t handle, cublasOperation_t op_a, int m, int n, int k,
-                                             const Complex* A, int lda, long long stride_a, const Complex* B, int ldb,
-                                             long long stride_b, Complex* C, int ldc, long long stride_c, int batch) {
-    const Complex one{1.0, 0.0}, zero{0.0, 0.0};
-    return cublasZgemmStridedBatched(handle, op_a, CUBLAS_OP_N, m, n, k, &one, A, lda, stride_a, B, ldb, stride_b,
-                                     &zero, C, ldc, stride_c, batch);
-  }
 };
 
 static_assert(sizeof(Types<float>::Complex) == sizeof(std::complex<float>), "complex layouts differ");
