@@ -1,0 +1,112 @@
+// blas_runtime: the verdict on OpenBLAS's kernel choice against hand-written cases, and the real
+// check run in this process (main() runs it first, as fftmat-llama does). ctest runs this binary
+// twice: as it is, and with fake_openblas_fallback preloaded, which makes OpenBLAS report the
+// Prescott fall-back of an OpenBLAS that does not know the CPU (FFTMAT_TEST_EXPECT_CORRECTED_FROM
+// then names the core the correction must have replaced).
+#define DOCTEST_CONFIG_IMPLEMENT
+#include <doctest/doctest.h>
+
+#include <cblas.h>
+
+#include <cstdlib>
+#include <optional>
+#include <string>
+
+#include "blas_runtime.hpp"
+
+using blas_runtime::Action;
+using blas_runtime::decide;
+using blas_runtime::Isa;
+
+namespace {
+const std::optional<std::string> unset;
+}
+
+TEST_CASE("core names map to the instruction set of their kernels, in any case") {
+  CHECK(blas_runtime::core_isa("Prescott") == Isa::sse);
+  CHECK(blas_runtime::core_isa("Nehalem") == Isa::sse);
+  CHECK(blas_runtime::core_isa("Sandybridge") == Isa::avx);
+  CHECK(blas_runtime::core_isa("Haswell") == Isa::avx2);
+  CHECK(blas_runtime::core_isa("Zen") == Isa::avx2);
+  CHECK(blas_runtime::core_isa("SkylakeX") == Isa::avx512);
+  CHECK(blas_runtime::core_isa("skylakex") == Isa::avx512);
+  CHECK(blas_runtime::core_isa("Cooperlake") == Isa::avx512);
+  CHECK_FALSE(blas_runtime::core_isa("NEOVERSEN1").has_value());
+  CHECK_FALSE(blas_runtime::core_isa("Skylake").has_value());
+}
+
+TEST_CASE("a fall-back the user did not ask for is corrected to the best core for the CPU") {
+  const auto prescott_on_avx512 = decide("Prescott", Isa::avx512, unset, unset);
+  CHECK(prescott_on_avx512.action == Action::reexec);
+  CHECK(prescott_on_avx512.core == "SkylakeX");
+  const auto prescott_on_avx2 = decide("Prescott", Isa::avx2, unset, unset);
+  CHECK(prescott_on_avx2.action == Action::reexec);
+  CHECK(prescott_on_avx2.core == "Haswell");
+  const auto haswell_on_avx512 = decide("Haswell", Isa::avx512, unset, unset);
+  CHECK(haswell_on_avx512.action == Action::reexec);
+  CHECK(haswell_on_avx512.core == "SkylakeX");
+  const auto sandybridge_on_avx2 = decide("Sandybridge", Isa::avx2, unset, unset);
+  CHECK(sandybridge_on_avx2.action == Action::reexec);
+  CHECK(sandybridge_on_avx2.core == "Haswell");
+}
+
+TEST_CASE("the best core for the CPU, or one this table does not know, is kept") {
+  for (const auto& [core, cpu] : {std::pair{"SkylakeX", Isa::avx512}, std::pair{"Cooperlake", Isa::avx512},
+                                  std::pair{"Haswell", Isa::avx2}, std::pair{"Zen", Isa::avx2},
+                                  std::pair{"Sandybridge", Isa::avx}, std::pair{"Prescott", Isa::sse},
+                                  std::pair{"NEOVERSEN1", Isa::sse}, std::pair{"SapphireRapidsV2", Isa::avx512}}) {
+    CAPTURE(core);
+    const auto verdict = decide(core, cpu, unset, unset);
+    CHECK(verdict.action == Action::keep);
+    CHECK(verdict.core == core);
+    CHECK(verdict.message.empty());
+  }
+  CHECK(decide("SkylakeX", Isa::avx512, std::string("SkylakeX"), unset).action == Action::keep);
+  CHECK(decide("SkylakeX", Isa::avx512, unset, std::string("Prescott")).action == Action::keep);
+}
+
+TEST_CASE("a fall-back the user asked for only warns, naming the setting and the better core") {
+  const auto verdict = decide("Prescott", Isa::avx512, std::string("Prescott"), unset);
+  CHECK(verdict.action == Action::warn);
+  CHECK(verdict.message.find("OPENBLAS_CORETYPE=Prescott") != std::string::npos);
+  CHECK(verdict.message.find("AVX-512") != std::string::npos);
+  CHECK(verdict.message.find("OPENBLAS_CORETYPE=SkylakeX") != std::string::npos);
+  const auto haswell = decide("Haswell", Isa::avx512, std::string("haswell"), unset);
+  CHECK(haswell.action == Action::warn);
+  CHECK(haswell.message.find("OPENBLAS_CORETYPE=haswell") != std::string::npos);
+}
+
+TEST_CASE("a correction that did not take warns instead of re-executing again") {
+  const auto verdict = decide("Prescott", Isa::avx512, unset, std::string("Prescott"));
+  CHECK(verdict.action == Action::warn);
+  CHECK(verdict.message.find("OPENBLAS_CORETYPE=SkylakeX") != std::string::npos);
+  CHECK(verdict.message.find("DYNAMIC_ARCH") != std::string::npos);
+}
+
+TEST_CASE("kernels the CPU cannot run are an error naming the core, the CPU and the fix") {
+  const auto user_set = decide("SkylakeX", Isa::avx2, std::string("SkylakeX"), unset);
+  CHECK(user_set.action == Action::fail);
+  CHECK(user_set.message.find("SkylakeX kernels (AVX-512)") != std::string::npos);
+  CHECK(user_set.message.find("CPU with AVX2") != std::string::npos);
+  CHECK(user_set.message.find("unset OPENBLAS_CORETYPE=SkylakeX or set it to Haswell") != std::string::npos);
+  const auto chosen = decide("Haswell", Isa::sse, unset, unset);
+  CHECK(chosen.action == Action::fail);
+  CHECK(chosen.message.find("set OPENBLAS_CORETYPE=Prescott") != std::string::npos);
+}
+
+TEST_CASE("this process runs the best kernels its OpenBLAS has for this CPU") {
+  const std::string core = openblas_get_corename();
+  const std::string kernels = blas_runtime::gemm_kernels();
+  INFO("OpenBLAS core: ", core, "; gemm_kernels(): ", kernels);
+  REQUIRE(blas_runtime::core_isa(core).has_value());
+  CHECK(*blas_runtime::core_isa(core) == blas_runtime::cpu_isa());
+  CHECK(kernels.rfind("OpenBLAS ", 0) == 0);
+  CHECK(kernels.find(core) != std::string::npos);
+  if (const char* expected = std::getenv("FFTMAT_TEST_EXPECT_CORRECTED_FROM"))
+    CHECK(kernels.find(std::string(", corrected from ") + expected) != std::string::npos);
+}
+
+int main(int argc, char** argv) {
+  if (!blas_runtime::use_best_kernels(argv)) return 1;
+  return doctest::Context(argc, argv).run();
+}
