@@ -108,8 +108,10 @@ mkdir -p "$work"
 log=$work/compare-$(date -u +%Y%m%dT%H%M%SZ).log
 {
   echo "== date $(date -u '+%Y-%m-%d %H:%M UTC')"
-  echo "== cpu $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)," \
-       "$(grep -o 'avx512f\|avx2' /proc/cpuinfo | sort -u | tr '\n' ' ')"
+  cpuinfo() { sed -n "s/^$1[[:space:]]*: //p" /proc/cpuinfo | head -1; }
+  echo "== cpu $(cpuinfo 'model name'), family $(cpuinfo 'cpu family') model $(cpuinfo model)," \
+       "$(nproc) cores: $(grep -ow 'avx2\|fma\|f16c\|avx512f\|avx512_bf16\|avx512_fp16\|amx_tile' /proc/cpuinfo |
+                            sort -u | tr '\n' ' ')"
   echo "== llama.cpp $source_tree $(git -C "$source_tree" rev-parse --short HEAD 2>/dev/null || echo '(not a git checkout)')"
   echo "== fftmat $(git rev-parse --short HEAD 2>/dev/null || echo '(not a git checkout)')"
   echo "== threads $threads, pp $pp, tg $tg, repetitions $repetitions, rounds $rounds"
