@@ -100,7 +100,7 @@ cmake --build build/llama.cpp -j"$jobs" --target llama-bench >/dev/null
 llama_bench=build/llama.cpp/bin/llama-bench
 [[ -x $llama_bench ]] || fail "the llama.cpp build made no $llama_bench"
 
-[[ -x .venv/bin/python ]] || python3 -m venv .venv
+[[ -x .venv/bin/python ]] || python3 -m venv .venv || fail "cannot make .venv: python3 -m venv failed (Debian: scripts/install_deps.sh --python)"
 .venv/bin/python -m pip install -q --disable-pip-version-check -r scripts/requirements-llamacpp.txt
 
 work=build/compare-llamacpp

@@ -9,6 +9,7 @@
 #include <cblas.h>
 
 #include <cstdlib>
+#include <initializer_list>
 #include <optional>
 #include <string>
 
@@ -36,18 +37,20 @@ TEST_CASE("core names map to the instruction set of their kernels, in any case")
 }
 
 TEST_CASE("a fall-back the user did not ask for is corrected to the best core for the CPU") {
-  const auto prescott_on_avx512 = decide("Prescott", Isa::avx512, unset, unset);
-  CHECK(prescott_on_avx512.action == Action::reexec);
-  CHECK(prescott_on_avx512.core == "SkylakeX");
-  const auto prescott_on_avx2 = decide("Prescott", Isa::avx2, unset, unset);
-  CHECK(prescott_on_avx2.action == Action::reexec);
-  CHECK(prescott_on_avx2.core == "Haswell");
-  const auto haswell_on_avx512 = decide("Haswell", Isa::avx512, unset, unset);
-  CHECK(haswell_on_avx512.action == Action::reexec);
-  CHECK(haswell_on_avx512.core == "SkylakeX");
-  const auto sandybridge_on_avx2 = decide("Sandybridge", Isa::avx2, unset, unset);
-  CHECK(sandybridge_on_avx2.action == Action::reexec);
-  CHECK(sandybridge_on_avx2.core == "Haswell");
+  struct Case {
+    const char* chosen;
+    Isa cpu;
+    const char* corrected;
+  };
+  for (const Case& c : {Case{"Prescott", Isa::avx512, "SkylakeX"}, Case{"Prescott", Isa::avx2, "Haswell"},
+                        Case{"Haswell", Isa::avx512, "SkylakeX"}, Case{"Sandybridge", Isa::avx2, "Haswell"},
+                        Case{"Nehalem", Isa::avx, "Sandybridge"}}) {
+    CAPTURE(c.chosen);
+    CAPTURE(blas_runtime::isa_name(c.cpu));
+    const auto verdict = decide(c.chosen, c.cpu, unset, unset);
+    CHECK(verdict.action == Action::reexec);
+    CHECK(verdict.core == c.corrected);
+  }
 }
 
 TEST_CASE("the best core for the CPU, or one this table does not know, is kept") {
@@ -65,33 +68,33 @@ TEST_CASE("the best core for the CPU, or one this table does not know, is kept")
   CHECK(decide("SkylakeX", Isa::avx512, unset, std::string("Prescott")).action == Action::keep);
 }
 
+namespace {
+/// The verdict's action, and a message containing each of `parts`.
+void check_verdict(const blas_runtime::Verdict& verdict, Action action, std::initializer_list<const char*> parts) {
+  CHECK(verdict.action == action);
+  for (const char* part : parts) {
+    CAPTURE(verdict.message);
+    CHECK(verdict.message.find(part) != std::string::npos);
+  }
+}
+}  // namespace
+
 TEST_CASE("a fall-back the user asked for only warns, naming the setting and the better core") {
-  const auto verdict = decide("Prescott", Isa::avx512, std::string("Prescott"), unset);
-  CHECK(verdict.action == Action::warn);
-  CHECK(verdict.message.find("OPENBLAS_CORETYPE=Prescott") != std::string::npos);
-  CHECK(verdict.message.find("AVX-512") != std::string::npos);
-  CHECK(verdict.message.find("OPENBLAS_CORETYPE=SkylakeX") != std::string::npos);
-  const auto haswell = decide("Haswell", Isa::avx512, std::string("haswell"), unset);
-  CHECK(haswell.action == Action::warn);
-  CHECK(haswell.message.find("OPENBLAS_CORETYPE=haswell") != std::string::npos);
+  check_verdict(decide("Prescott", Isa::avx512, std::string("Prescott"), unset), Action::warn,
+                {"OPENBLAS_CORETYPE=Prescott", "Prescott kernels (SSE)", "AVX-512", "OPENBLAS_CORETYPE=SkylakeX"});
+  check_verdict(decide("Haswell", Isa::avx512, std::string("haswell"), unset), Action::warn,
+                {"OPENBLAS_CORETYPE=haswell", "OPENBLAS_CORETYPE=SkylakeX"});
 }
 
 TEST_CASE("a correction that did not take warns instead of re-executing again") {
-  const auto verdict = decide("Prescott", Isa::avx512, unset, std::string("Prescott"));
-  CHECK(verdict.action == Action::warn);
-  CHECK(verdict.message.find("OPENBLAS_CORETYPE=SkylakeX") != std::string::npos);
-  CHECK(verdict.message.find("DYNAMIC_ARCH") != std::string::npos);
+  check_verdict(decide("Prescott", Isa::avx512, unset, std::string("Prescott")), Action::warn,
+                {"OPENBLAS_CORETYPE=SkylakeX", "DYNAMIC_ARCH"});
 }
 
 TEST_CASE("kernels the CPU cannot run are an error naming the core, the CPU and the fix") {
-  const auto user_set = decide("SkylakeX", Isa::avx2, std::string("SkylakeX"), unset);
-  CHECK(user_set.action == Action::fail);
-  CHECK(user_set.message.find("SkylakeX kernels (AVX-512)") != std::string::npos);
-  CHECK(user_set.message.find("CPU with AVX2") != std::string::npos);
-  CHECK(user_set.message.find("unset OPENBLAS_CORETYPE=SkylakeX or set it to Haswell") != std::string::npos);
-  const auto chosen = decide("Haswell", Isa::sse, unset, unset);
-  CHECK(chosen.action == Action::fail);
-  CHECK(chosen.message.find("set OPENBLAS_CORETYPE=Prescott") != std::string::npos);
+  check_verdict(decide("SkylakeX", Isa::avx2, std::string("SkylakeX"), unset), Action::fail,
+                {"SkylakeX kernels (AVX-512)", "CPU with AVX2", "unset OPENBLAS_CORETYPE=SkylakeX or set it to Haswell"});
+  check_verdict(decide("Haswell", Isa::sse, unset, unset), Action::fail, {"set OPENBLAS_CORETYPE=Prescott"});
 }
 
 TEST_CASE("this process runs the best kernels its OpenBLAS has for this CPU") {
