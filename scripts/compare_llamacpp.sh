@@ -24,7 +24,7 @@ cd "$(dirname "$0")/.."
 usage() { sed -n '4,5p' "$0" | sed 's/^# *//' >&2; exit 2; }
 fail() { echo "compare_llamacpp.sh: $*" >&2; exit 2; }
 
-# The summary of a log: one line per run (model, round, program, load, pp and tg tokens/s), then
+# The summary of a log: one line per run (model, round, program, load, cores, pp and tg tokens/s), then
 # the ratio fftmat-llama / llama.cpp of each round. Reads the markdown rows both programs print:
 # | ... | ppN | mean ± sd | ...
 summarize() {
@@ -32,6 +32,7 @@ summarize() {
     /^== model / { model = $0; sub(/^== model /, "", model); next }
     /^== round / { split($0, w, " "); round = w[3]; program = w[4]; next }
     /^== load / { load = $0; sub(/^.*load average: /, "", load); sub(/,.*/, "", load); next }
+    /^== cores / { cores[model SUBSEP round SUBSEP program] = $0; sub(/^== cores /, "", cores[model SUBSEP round SUBSEP program]); next }
     /^\|/ {
       for (i = 2; i < NF; ++i) {
         cell = $i; gsub(/ /, "", cell)
@@ -46,13 +47,13 @@ summarize() {
     }
     END {
       if (n == 0) { print "no llama-bench or fftmat-llama bench rows in the log" > "/dev/stderr"; exit 1 }
-      printf "| model | round | program | load (1 min) | %s t/s | %s t/s |\n|---|---|---|---|---:|---:|\n", test["pp"], test["tg"]
+      printf "| model | round | program | load (1 min) | cores | %s t/s | %s t/s |\n|---|---|---|---|---:|---:|---:|\n", test["pp"], test["tg"]
       for (k = 1; k <= n; ++k) {
         split(order[k], mr, SUBSEP)
         for (p = 1; p <= 2; ++p) {
           program = p == 1 ? "llama.cpp" : "fftmat-llama"
-          printf "| %s | %s | %s | %s | %s | %s |\n", mr[1], mr[2], program, loads[mr[1], mr[2], program],
-                 tps[mr[1], mr[2], program, "pp"], tps[mr[1], mr[2], program, "tg"]
+          printf "| %s | %s | %s | %s | %s | %s | %s |\n", mr[1], mr[2], program, loads[mr[1], mr[2], program],
+                 cores[mr[1], mr[2], program], tps[mr[1], mr[2], program, "pp"], tps[mr[1], mr[2], program, "tg"]
         }
       }
       printf "\n| model | round | fftmat-llama / llama.cpp, %s | %s |\n|---|---|---:|---:|\n", test["pp"], test["tg"]
@@ -112,10 +113,21 @@ log=$work/compare-$(date -u +%Y%m%dT%H%M%SZ).log
   echo "== cpu $(cpuinfo 'model name'), family $(cpuinfo 'cpu family') model $(cpuinfo model)," \
        "$(nproc) cores: $(grep -ow 'avx2\|fma\|f16c\|avx512f\|avx512_bf16\|avx512_fp16\|amx_tile' /proc/cpuinfo |
                             sort -u | tr '\n' ' ')"
-  echo "== llama.cpp $source_tree $(git -C "$source_tree" rev-parse --short HEAD 2>/dev/null || echo '(not a git checkout)')"
-  echo "== fftmat $(git rev-parse --short HEAD 2>/dev/null || echo '(not a git checkout)')"
+  echo "== llama.cpp $source_tree $(git -C "$source_tree" describe --always --dirty 2>/dev/null || echo '(not a git checkout)')"
+  echo "== fftmat $(git describe --always --dirty 2>/dev/null || echo '(not a git checkout)')"
   echo "== threads $threads, pp $pp, tg $tg, repetitions $repetitions, rounds $rounds"
 } | tee "$log"
+
+# run ROUND PROGRAM COMMAND...: one benchmark run into the log, after the load average and followed by
+# the cores it occupied on average (CPU time / wall time of the whole run, warm-up included): where
+# other work takes the machine, that shows how much of it each program had.
+run() {
+  local round=$1 program=$2 times
+  shift 2
+  { echo "== round $round $program"; echo "== load $(uptime)"; } | tee -a "$log"
+  { times=$( { TIMEFORMAT="%U %S %R"; time "$@" 2>&1 | tee -a "$log" >&3; } 2>&1 ); } 3>&1
+  awk -v t="$times" 'BEGIN { split(t, x, " "); printf "== cores %.2f\n", (x[1] + x[2]) / x[3] }' | tee -a "$log"
+}
 
 for model in "$@"; do
   name=$(basename "$(realpath "$model")")
@@ -129,13 +141,9 @@ for model in "$@"; do
   fi
   echo "== model $name" | tee -a "$log"
   for ((round = 1; round <= rounds; ++round)); do
-    echo "== round $round llama.cpp" | tee -a "$log"
-    echo "== load $(uptime)" | tee -a "$log"
-    "$llama_bench" -m "$gguf" -t "$threads" -p "$pp" -n "$tg" -r "$repetitions" -o md 2>&1 | tee -a "$log"
-    echo "== round $round fftmat-llama" | tee -a "$log"
-    echo "== load $(uptime)" | tee -a "$log"
-    "$fftmat_llama" bench --model "$model" --threads "$threads" -p "$pp" -n "$tg" -r "$repetitions" \
-      --no-bandwidth 2>&1 | tee -a "$log"
+    run "$round" llama.cpp "$llama_bench" -m "$gguf" -t "$threads" -p "$pp" -n "$tg" -r "$repetitions" -o md
+    run "$round" fftmat-llama "$fftmat_llama" bench --model "$model" --threads "$threads" -p "$pp" -n "$tg" \
+      -r "$repetitions" --no-bandwidth
   done
 done
 echo

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scripts/compare_llamacpp.sh: bad arguments stop it with a message naming them, before anything is
-# built; --summarize reads both programs' tables from a hand-written log (the ratios below are
-# worked out by hand: 100/50 = 2.00, 20/40 = 0.50, 90/60 = 1.50, 30/40 = 0.75).
+# built; --summarize reads both programs' tables and the cores lines from a hand-written log (the
+# ratios below are worked out by hand: 100/50 = 2.00, 20/40 = 0.50, 90/60 = 1.50, 30/40 = 0.75).
 set -uo pipefail
 script="$1/scripts/compare_llamacpp.sh"
 work=$(mktemp -d)
@@ -37,6 +37,7 @@ cat >"$work/run.log" <<'LOG'
 | ------------------------------ | ---------: | ---------: | ---------- | ------: | ------------: | -------------------: |
 | llama ?B F16                   | 256.00 MiB |   134.52 M | CPU        |       2 |         pp128 |         50.00 ± 1.00 |
 | llama ?B F16                   | 256.00 MiB |   134.52 M | CPU        |       2 |          tg32 |         40.00 ± 0.50 |
+== cores 1.97
 == round 1 fftmat-llama
 == load  21:00:10 up 1 day,  3 users,  load average: 2.25, 1.30, 1.00
 GEMM kernels: OpenBLAS 0.3.21 SkylakeX (AVX-512)
@@ -44,6 +45,7 @@ GEMM kernels: OpenBLAS 0.3.21 SkylakeX (AVX-512)
 | -------- | --------------------: | ----: |
 | pp128    |    100.000 ± 2.000    |  1.98 |
 | tg32     |     20.000 ± 0.100    |  1.99 |
+== cores 1.50
 == round 2 llama.cpp
 == load  21:00:20 up 1 day,  3 users,  load average: 0.75, 1.20, 1.00
 | llama ?B F16                   | 256.00 MiB |   134.52 M | CPU        |       2 |         pp128 |         60.00 ± 1.00 |
@@ -53,8 +55,9 @@ GEMM kernels: OpenBLAS 0.3.21 SkylakeX (AVX-512)
 | pp128    |     90.000 ± 2.000    |  1.98 |
 | tg32     |     30.000 ± 0.100    |  1.99 |
 LOG
-expect "summary rows" 0 "| tiny | 1 | fftmat-llama | 2.25 | 100.000 | 20.000 |" "$script" --summarize "$work/run.log"
-expect "summary llama.cpp rows" 0 "| tiny | 2 | llama.cpp | 0.75 | 60.00 | 40.00 |" "$script" --summarize "$work/run.log"
+expect "summary rows" 0 "| tiny | 1 | fftmat-llama | 2.25 | 1.50 | 100.000 | 20.000 |" "$script" --summarize "$work/run.log"
+expect "summary cores" 0 "| tiny | 1 | llama.cpp | 1.50 | 1.97 | 50.00 | 40.00 |" "$script" --summarize "$work/run.log"
+expect "summary llama.cpp rows" 0 "| tiny | 2 | llama.cpp | 0.75 |  | 60.00 | 40.00 |" "$script" --summarize "$work/run.log"
 expect "ratios round 1" 0 "| tiny | 1 | 2.00x | 0.50x |" "$script" --summarize "$work/run.log"
 expect "ratios round 2" 0 "| tiny | 2 | 1.50x | 0.75x |" "$script" --summarize "$work/run.log"
 echo "no table here" >"$work/empty.log"
