@@ -1,9 +1,9 @@
 #include "blas_runtime.hpp"
 
 #include <cblas.h>
+#include <strings.h>
 #include <unistd.h>
 
-#include <array>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -20,7 +20,7 @@ constexpr const char* corrected_from_variable = "FFTMAT_OPENBLAS_CORRECTED_FROM"
 
 // OpenBLAS's x86-64 core names (driver/others/dynamic.c, `corename`) by the instruction set their
 // GEMM kernels use.
-constexpr std::array<std::pair<std::string_view, Isa>, 26> core_table{{
+constexpr std::pair<std::string_view, Isa> core_table[] = {
     {"Katmai", Isa::sse},      {"Coppermine", Isa::sse},   {"Northwood", Isa::sse},    {"Prescott", Isa::sse},
     {"Banias", Isa::sse},      {"Atom", Isa::sse},         {"Core2", Isa::sse},        {"Penryn", Isa::sse},
     {"Dunnington", Isa::sse},  {"Nehalem", Isa::sse},      {"Athlon", Isa::sse},       {"Opteron", Isa::sse},
@@ -28,7 +28,7 @@ constexpr std::array<std::pair<std::string_view, Isa>, 26> core_table{{
     {"Sandybridge", Isa::avx}, {"Bulldozer", Isa::avx},    {"Piledriver", Isa::avx},   {"Steamroller", Isa::avx},
     {"Haswell", Isa::avx2},    {"Excavator", Isa::avx2},   {"Zen", Isa::avx2},         {"SkylakeX", Isa::avx512},
     {"Cooperlake", Isa::avx512}, {"SapphireRapids", Isa::avx512},
-}};
+};
 
 bool same_name(std::string_view a, std::string_view b) {
   return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
