@@ -54,14 +54,17 @@ TEST_CASE("a fall-back the user did not ask for is corrected to the best core fo
 }
 
 TEST_CASE("the best core for the CPU, or one this table does not know, is kept") {
-  for (const auto& [core, cpu] : {std::pair{"SkylakeX", Isa::avx512}, std::pair{"Cooperlake", Isa::avx512},
-                                  std::pair{"Haswell", Isa::avx2}, std::pair{"Zen", Isa::avx2},
-                                  std::pair{"Sandybridge", Isa::avx}, std::pair{"Prescott", Isa::sse},
-                                  std::pair{"NEOVERSEN1", Isa::sse}, std::pair{"SapphireRapidsV2", Isa::avx512}}) {
-    CAPTURE(core);
-    const auto verdict = decide(core, cpu, unset, unset);
+  struct Case {
+    const char* core;
+    Isa cpu;
+  };
+  for (const Case& c : {Case{"SkylakeX", Isa::avx512}, Case{"Cooperlake", Isa::avx512}, Case{"Haswell", Isa::avx2},
+                        Case{"Zen", Isa::avx2}, Case{"Sandybridge", Isa::avx}, Case{"Prescott", Isa::sse},
+                        Case{"NEOVERSEN1", Isa::sse}, Case{"SapphireRapidsV2", Isa::avx512}}) {
+    CAPTURE(c.core);
+    const auto verdict = decide(c.core, c.cpu, unset, unset);
     CHECK(verdict.action == Action::keep);
-    CHECK(verdict.core == core);
+    CHECK(verdict.core == c.core);
     CHECK(verdict.message.empty());
   }
   CHECK(decide("SkylakeX", Isa::avx512, std::string("SkylakeX"), unset).action == Action::keep);
