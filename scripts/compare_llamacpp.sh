@@ -132,7 +132,7 @@ run() {
 for model in "$@"; do
   name=$(basename "$(realpath "$model")")
   gguf=$work/$name-f16.gguf
-  if [[ ! -f $gguf || $gguf -ot $model/config.json ]]; then
+  if [[ ! -f $gguf || -n $(find "$model" -newer "$gguf" -print -quit) ]]; then  # none, or older than the checkpoint
     echo "== converting $model to $gguf with llama.cpp's convert_hf_to_gguf.py" >&2
     partial=$(mktemp "$work/$name.XXXXXX.gguf")
     .venv/bin/python "$source_tree/convert_hf_to_gguf.py" "$model" --outtype f16 --outfile "$partial" >&2 ||
