@@ -6,8 +6,10 @@
 for a 11008x4096 matrix (the Llama-2-7B gate/up shape) by default, float32, on the CPU with a given
 number of threads. As in the C++ suite, the spectra are rotated over copies that together exceed
 64 MiB, so that no iteration finds the previous one's in cache. Prints the median time per product
-in ms for each token count. Needs only torch (pip install torch --index-url
-https://download.pytorch.org/whl/cpu); the comparison is in docs/benchmarks.md.
+in ms for each token count, after the BLAS and OpenMP libraries torch runs on and the SIMD level of
+its own kernels: a dense baseline that falls back to older kernels (docs/llama.md, "GEMM kernels")
+shows there. Needs torch (pip install torch --index-url https://download.pytorch.org/whl/cpu) and
+threadpoolctl (tools/requirements.txt); the comparison is in docs/benchmarks.md.
 
     python3 tools/bench_torch_recipe.py [--m 11008] [--n 4096] [--b 64] [--tokens 1 16 256] [--threads 2]
 """
@@ -18,6 +20,17 @@ import statistics
 import time
 
 import torch
+from threadpoolctl import threadpool_info
+
+
+def libraries_in_use():
+    """Torch's BLAS and SIMD level, and each BLAS/OpenMP library loaded with the kernels it chose."""
+    build = dict(item.split("=", 1) for item in torch.__config__.show().replace(",", "\n").split() if "=" in item)
+    lines = [f"torch BLAS: {build.get('BLAS_INFO', 'unknown')}, CPU capability: {torch.backends.cpu.get_cpu_capability()}"]
+    for library in threadpool_info():  # only shared libraries: a BLAS linked statically into torch is not listed
+        lines.append(f"{library['internal_api']} {library.get('version')} ({library['filepath']}): "
+                     f"{library.get('architecture', '-')}, {library['num_threads']} threads")
+    return lines
 
 
 def main():
@@ -42,6 +55,7 @@ def main():
 
     print(f"torch {torch.__version__}, {args.threads} threads, {args.m}x{args.n}, b = {b}, "
           f"{copies} copies of the {spectra.numel() * 8 / 1e6:.2f} MB spectra")
+    print("\n".join(libraries_in_use()))
     print("| T | median ms | iterations |\n|---|---|---|")
     with torch.inference_mode():
         for tokens in args.tokens:

@@ -10,6 +10,12 @@ computes nothing meaningful, but it reads exactly the bytes Llama-2-7B reads.
 The full model is 13.5 GB: write it outside the repository, e.g.
     python3 tools/make_llama7b_shaped.py /tmp/llama2-7b-shaped
     python3 tools/make_llama7b_shaped.py /tmp/llama2-7b-4layers --layers 4
+
+--set KEY=VALUE replaces one entry of the config (VALUE as JSON), for other shapes of Llama, e.g. a
+135M-class model with grouped-query attention and tied embeddings (no lm_head.weight then):
+    python3 tools/make_llama7b_shaped.py /tmp/llama-135m --layers 30 --set hidden_size=576 \
+        --set intermediate_size=1536 --set num_attention_heads=9 --set num_key_value_heads=3 \
+        --set vocab_size=49152 --set tie_word_embeddings=true
 """
 
 import argparse
@@ -59,7 +65,9 @@ def tensor_shapes(config):
             (p + "mlp.up_proj.weight", (inter, d)),
             (p + "mlp.down_proj.weight", (d, inter)),
         ]
-    shapes += [("model.norm.weight", (d,)), ("lm_head.weight", (vocab, d))]
+    shapes += [("model.norm.weight", (d,))]
+    if not config["tie_word_embeddings"]:
+        shapes += [("lm_head.weight", (vocab, d))]
     return shapes
 
 
@@ -93,9 +101,19 @@ def main():
     parser.add_argument("out", type=pathlib.Path, help="output directory (outside the repository)")
     parser.add_argument("--layers", type=int, default=32, help="decoder layers (Llama-2-7B: 32)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="replace a config entry (VALUE as JSON), e.g. hidden_size=576")
     args = parser.parse_args()
 
     config = dict(LLAMA2_7B, num_hidden_layers=args.layers)
+    for setting in args.set:
+        key, _, value = setting.partition("=")
+        if key not in config:
+            parser.error(f"--set {setting}: {key!r} is not a config entry (one of {', '.join(config)})")
+        try:
+            config[key] = json.loads(value)
+        except json.JSONDecodeError as error:
+            parser.error(f"--set {setting}: {value!r} is not a JSON value ({error})")
     shapes = tensor_shapes(config)
     shards, current, current_bytes = [], [], 0
     for name, shape in shapes:

@@ -45,6 +45,8 @@
 #endif
 #ifdef FFTMAT_BENCH_CBLAS
 #include <cblas.h>
+
+#include "blas_runtime.hpp"
 #endif
 
 namespace {
@@ -502,6 +504,7 @@ void register_all() {
 
 int main(int argc, char** argv) {
 #ifdef FFTMAT_BENCH_CBLAS
+  if (!blas_runtime::use_best_kernels(argv)) return 1;  // may restart the program once, so first
   openblas_set_num_threads(threads());  // the same thread count as OpenMP (OMP_NUM_THREADS)
 #endif
   benchmark::Initialize(&argc, argv);
@@ -509,7 +512,7 @@ int main(int argc, char** argv) {
   register_all();
   add_machine_context();
 #ifdef FFTMAT_BENCH_CBLAS
-  benchmark::AddCustomContext("openblas", OPENBLAS_VERSION);
+  benchmark::AddCustomContext("gemm_kernels", blas_runtime::gemm_kernels());
 #endif
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

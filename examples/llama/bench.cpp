@@ -12,6 +12,7 @@
 
 #include <fftmat/detail/parallel.hpp>
 
+#include "blas_runtime.hpp"
 #include "error.hpp"
 
 namespace llama {
@@ -161,7 +162,8 @@ void run_bench(Model& model, const BenchSettings& settings, std::ostream& out) {
   const double parameter_gb = double(model.parameter_bytes_per_token()) / 1e9;
   out << "model: " << model.checkpoint->directory().string() << " (" << c.num_hidden_layers << " layers, hidden "
       << c.hidden_size << ", " << dtype_name(model.embedding.dtype) << ", " << parameter_gb
-      << " GB of parameters read per token), threads: " << fftmat::detail::max_threads() << '\n';
+      << " GB of parameters read per token), threads: " << fftmat::detail::max_threads() << '\n'
+      << "GEMM kernels: " << blas_runtime::gemm_kernels() << '\n';
 
   Series prefill, decode;
   measure_series(model, settings, prefill, decode);

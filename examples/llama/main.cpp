@@ -23,6 +23,7 @@
 #endif
 
 #include "bench.hpp"
+#include "blas_runtime.hpp"
 #include "error.hpp"
 #include "evaluation_commands.hpp"
 #include "model.hpp"
@@ -127,6 +128,7 @@ void run_bench(Options options) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (!blas_runtime::use_best_kernels(argv)) return 1;  // may restart the program once, so first
   CLI::App app{"fftmat-llama: run a Llama-2 checkpoint (Hugging Face layout: config.json, safetensors, "
                "tokenizer.model) on the CPU. Weights stay in their checkpoint dtype (F32, F16, BF16), "
                "memory-mapped; arithmetic is float32 with Hugging Face LlamaForCausalLM semantics."};
