@@ -19,14 +19,10 @@
 
 namespace {
 
+using llama_test::contains;
 using llama_test::error_of;
 using llama_test::read_file;
 using llama_test::TempDir;
-
-bool contains(const std::string& text, const std::string& part) {
-  INFO("message: ", text);
-  return text.find(part) != std::string::npos;
-}
 
 /// Overwrites element `index` (row-major) of `tensor` in the safetensors `file` with `bits`.
 void poke(const std::filesystem::path& file, const std::string& tensor, std::size_t index, std::uint32_t bits) {

@@ -25,15 +25,11 @@
 
 namespace {
 
+using llama_test::contains;
 using llama_test::error_of;
 using llama_test::read_file;
 using llama_test::TempDir;
 using llama_test::write_file;
-
-bool contains(const std::string& text, const std::string& part) {
-  INFO("text: ", text);
-  return text.find(part) != std::string::npos;
-}
 
 /// Names in `directory` other than `expected`: temporaries left behind.
 std::vector<std::string> other_files(const std::filesystem::path& directory, const std::vector<std::string>& expected) {
