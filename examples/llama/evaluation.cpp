@@ -31,30 +31,40 @@ std::string hex(XXH64_hash_t hash) {
   return text;
 }
 
+/// XXH3-64 of bytes fed in pieces.
+class StreamingHash {
+ public:
+  StreamingHash() : state_(XXH3_createState()) {
+    check(state_ != nullptr, "cannot allocate an xxHash state");
+    XXH3_64bits_reset(state_);
+  }
+  StreamingHash(const StreamingHash&) = delete;
+  StreamingHash& operator=(const StreamingHash&) = delete;
+  ~StreamingHash() { XXH3_freeState(state_); }
+
+  void add(const void* data, std::size_t bytes) { XXH3_64bits_update(state_, data, bytes); }
+  std::string hex_digest() const { return hex(XXH3_64bits_digest(state_)); }
+
+ private:
+  XXH3_state_t* state_;
+};
+
 /// XXH3-64 of the token ids, each prompt preceded by its length: the prompt set's fingerprint.
 std::string fingerprint(const std::vector<std::vector<int>>& prompts) {
-  XXH3_state_t* state = XXH3_createState();
-  check(state != nullptr, "cannot allocate an xxHash state");
-  XXH3_64bits_reset(state);
+  StreamingHash hash;
   for (const auto& ids : prompts) {
     const std::uint64_t length = ids.size();
-    XXH3_64bits_update(state, &length, sizeof length);
-    XXH3_64bits_update(state, ids.data(), ids.size() * sizeof(int));
+    hash.add(&length, sizeof length);
+    hash.add(ids.data(), ids.size() * sizeof(int));
   }
-  const XXH64_hash_t hash = XXH3_64bits_digest(state);
-  XXH3_freeState(state);
-  return hex(hash);
+  return hash.hex_digest();
 }
 
 /// XXH3-64 of the logits, prompt after prompt: the checksum of a cache file's payload.
 std::string payload_checksum(const std::vector<std::vector<float>>& logits) {
-  XXH3_state_t* state = XXH3_createState();
-  check(state != nullptr, "cannot allocate an xxHash state");
-  XXH3_64bits_reset(state);
-  for (const auto& values : logits) XXH3_64bits_update(state, values.data(), values.size() * sizeof(float));
-  const XXH64_hash_t hash = XXH3_64bits_digest(state);
-  XXH3_freeState(state);
-  return hex(hash);
+  StreamingHash hash;
+  for (const auto& values : logits) hash.add(values.data(), values.size() * sizeof(float));
+  return hash.hex_digest();
 }
 
 /// What the teacher's outputs depend on: the content of every checkpoint file (config.json and
@@ -142,9 +152,9 @@ void require_utf8_text(const std::string& text, const std::filesystem::path& pat
     char code[8];
     std::snprintf(code, sizeof code, "0x%02x", byte);
     check(byte >= 0x20 || byte == '\t' || byte == '\r' || byte == '\n', where, ": control character ", code,
-          " (a binary file?); prompts must be UTF-8 text");
+          " (a binary file?); the file must be UTF-8 text");
     const std::size_t length = utf8_sequence_length(text, k);
-    check(length > 0, where, ": byte ", code, " is not valid UTF-8; prompts must be UTF-8 text");
+    check(length > 0, where, ": byte ", code, " is not valid UTF-8; the file must be UTF-8 text");
     if (byte == '\n') {
       ++line;
       line_start = k + 1;

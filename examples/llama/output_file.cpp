@@ -28,7 +28,7 @@ struct Slot {
 std::array<Slot, kSlots> g_temporaries;
 // While files are being renamed into place a signal is only noted, and raised again afterwards:
 // the handler may run on any thread, so blocking it on the renaming thread would not be enough.
-std::atomic<bool> g_committing{false};
+std::atomic<int> g_committing{0};  // sets being renamed into place right now, by any thread
 std::atomic<int> g_deferred_signal{0};
 struct sigaction g_previous[2];
 constexpr int kSignals[2] = {SIGINT, SIGTERM};
@@ -38,7 +38,7 @@ static_assert(std::atomic<bool>::is_always_lock_free && std::atomic<int>::is_alw
 /// Removes the temporaries, then hands the signal to the action that was installed before: it
 /// is restored and the signal raised again, to be delivered when this handler returns.
 void remove_temporaries_and_reraise(int signal_number) {
-  if (g_committing.load()) {
+  if (g_committing.load() > 0) {
     g_deferred_signal.store(signal_number);
     return;
   }
@@ -84,17 +84,16 @@ class TemporaryFile {
       break;
     }
     check(slot_ != nullptr, "cannot create a temporary for ", target, ": more than ", kSlots, " are open");
-    std::array<char, sizeof(Slot::path)> pattern{};
-    std::memcpy(pattern.data(), name.c_str(), name.size() + 1);
-    fd_ = ::mkostemp(pattern.data(), O_CLOEXEC);
+    // mkostemp completes the name in the slot itself before it creates the file, so a signal at
+    // any moment finds the name of every file that exists.
+    std::memcpy(slot_->path, name.c_str(), name.size() + 1);
+    fd_ = ::mkostemp(slot_->path, O_CLOEXEC);
     const int mkstemp_errno = errno;
     if (fd_ < 0) {
       release_slot();
       throw error("cannot create a temporary file beside " + target.string() + ": " + std::strerror(mkstemp_errno));
     }
-    std::memcpy(slot_->path, pattern.data(), name.size() + 1);
-    std::atomic_thread_fence(std::memory_order_release);
-    path_ = pattern.data();
+    path_ = slot_->path;
   }
   TemporaryFile(const TemporaryFile&) = delete;
   TemporaryFile& operator=(const TemporaryFile&) = delete;
@@ -147,17 +146,18 @@ void write_files_atomically(const std::vector<std::pair<std::filesystem::path, s
     temporaries.push_back(std::make_unique<TemporaryFile>(path));
     temporaries.back()->write(bytes);
   }
-  g_committing.store(true);
+  ++g_committing;
   try {
     for (std::size_t k = 0; k < files.size(); ++k) temporaries[k]->rename_to(files[k].first);
   } catch (...) {
-    g_committing.store(false);
+    --g_committing;
     throw;
   }
-  g_committing.store(false);
-  if (const int deferred = g_deferred_signal.exchange(0); deferred != 0) {
-    temporaries.clear();
-    remove_temporaries_and_reraise(deferred);
+  if (--g_committing == 0) {
+    if (const int deferred = g_deferred_signal.exchange(0); deferred != 0) {
+      temporaries.clear();
+      remove_temporaries_and_reraise(deferred);
+    }
   }
 }
 

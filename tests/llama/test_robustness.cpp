@@ -294,7 +294,7 @@ TEST_CASE("silent acceptances: prompt files must be UTF-8 text, the line is name
     return error_of([&] { llama::read_prompt_file(prompts); });
   };
   CHECK(error_for("good\nbad \xff byte\n") == prompts.string() + " line 2, byte 5: byte 0xff is not valid UTF-8; "
-                                                                   "prompts must be UTF-8 text");
+                                                                   "the file must be UTF-8 text");
   CHECK(contains(error_for(std::string("one\ntwo\nthree\0zero\n", 19)), "line 3, byte 6: control character 0x00 (a binary file?)"));
   CHECK(contains(error_for(std::string("x\xc0\xaf", 3)), "line 1, byte 2: byte 0xc0 is not valid UTF-8"));  // overlong '/'
   CHECK(contains(error_for("\xed\xa0\x80"), "byte 0xed is not valid UTF-8"));                               // a surrogate
