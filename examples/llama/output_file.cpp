@@ -1,6 +1,7 @@
 #include "output_file.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <array>
@@ -34,6 +35,15 @@ struct sigaction g_previous[2];
 constexpr int kSignals[2] = {SIGINT, SIGTERM};
 static_assert(std::atomic<bool>::is_always_lock_free && std::atomic<int>::is_always_lock_free,
               "the signal handler needs lock-free atomics");
+
+// mkstemp creates files readable by their owner only; outputs get the permissions an ordinary
+// open(O_CREAT, 0666) would give them. The mask is read (by setting it) before main(), while the
+// process has one thread.
+const mode_t g_umask = [] {
+  const mode_t mask = ::umask(0);
+  ::umask(mask);
+  return mask;
+}();
 
 /// Removes the temporaries, then hands the signal to the action that was installed before: it
 /// is restored and the signal raised again, to be delivered when this handler returns.
@@ -94,6 +104,7 @@ class TemporaryFile {
       throw error("cannot create a temporary file beside " + target.string() + ": " + std::strerror(mkstemp_errno));
     }
     path_ = slot_->path;
+    check(::fchmod(fd_, 0666 & ~g_umask) == 0, "cannot set the permissions of ", path_, ": ", std::strerror(errno));
   }
   TemporaryFile(const TemporaryFile&) = delete;
   TemporaryFile& operator=(const TemporaryFile&) = delete;

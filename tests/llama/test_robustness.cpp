@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -132,6 +133,12 @@ TEST_CASE("outputs: unique temporaries, none left behind, concurrent writers nev
   llama::write_file_atomically(target, "first");
   CHECK(read_file(target) == "first");
   CHECK(other_files(dir.path(), {"out.bin"}).empty());
+  // The permissions of open(O_CREAT, 0666) under the umask, not mkstemp's owner-only 0600.
+  const mode_t mask = ::umask(0);
+  ::umask(mask);
+  struct stat info {};
+  REQUIRE(::stat(target.c_str(), &info) == 0);
+  CHECK((info.st_mode & 0777) == (0666 & ~mask));
 
   // Eight threads writing one target at once: each write must succeed and the result be one of them.
   std::vector<std::thread> writers;
