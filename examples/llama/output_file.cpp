@@ -104,7 +104,13 @@ class TemporaryFile {
       throw error("cannot create a temporary file beside " + target.string() + ": " + std::strerror(mkstemp_errno));
     }
     path_ = slot_->path;
-    check(::fchmod(fd_, 0666 & ~g_umask) == 0, "cannot set the permissions of ", path_, ": ", std::strerror(errno));
+    if (::fchmod(fd_, 0666 & ~g_umask) != 0) {
+      const int chmod_errno = errno;
+      ::close(fd_);
+      ::unlink(path_.c_str());
+      release_slot();
+      throw error("cannot set the permissions of " + path_.string() + ": " + std::strerror(chmod_errno));
+    }
   }
   TemporaryFile(const TemporaryFile&) = delete;
   TemporaryFile& operator=(const TemporaryFile&) = delete;
