@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake pkg-config git
           libeigen3-dev libfftw3-dev libopenblas-dev doctest-dev libbenchmark-dev
-          libsentencepiece-dev nlohmann-json3-dev libcli11-dev
+          libsentencepiece-dev nlohmann-json3-dev libcli11-dev libxxhash-dev
           clang libclang-rt-dev)
 want_python=0
 [[ "${1:-}" == "--python" ]] && { want_python=1; packages+=(python3 python3-venv python3-pip); }

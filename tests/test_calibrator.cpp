@@ -207,3 +207,29 @@ TEST_CASE("degenerate calibration data") {
     CHECK_THROWS_AS(calibrator.loss(project_frobenius(Eigen::MatrixXd::Zero(m, n), 8)), invalid_argument);
   }
 }
+
+TEST_CASE("calibrator: huge shapes are refused with their sizes, not a bare bad_alloc") {
+  // q = 2^30 block columns of b = 2: the Gram matrices need 2 x 2^60 x 16 bytes, past an Index.
+  CHECK_THROWS_WITH_AS(Calibrator<double>(2, 1LL << 31, 2),
+                       "Calibrator: Gram matrices' bytes, bins x q x q x 16: 2 x 1073741824 x 1073741824 x 16 "
+                       "exceeds 9223372036854775807",
+                       invalid_argument);
+  // q = 2^26: 2 x 2^52 x 16 bytes fit an Index, but no machine allocates them. (AddressSanitizer
+  // aborts on such a request instead of throwing std::bad_alloc unless allocator_may_return_null=1.)
+#if !defined(__SANITIZE_ADDRESS__)
+  try {
+    Calibrator<double> calibrator(2, 1LL << 27, 2);
+    FAIL("expected an out-of-memory error");
+  } catch (const fftmat::error& e) {
+    CHECK(std::string(e.what()) ==
+          "Calibrator for a 2x134217728 matrix with block size 2 needs 144115188075855872 + 2147483648 bytes of "
+          "statistics (2 bins of 67108864x67108864 and 1x67108864 complex doubles): out of memory");
+  }
+#endif
+}
+
+TEST_CASE("calibrator: an empty batch adds nothing, as apply of T = 0 does nothing") {
+  Calibrator<double> calibrator(8, 8, 4);
+  calibrator.accumulate(Eigen::MatrixXd::Zero(8, 0), Eigen::MatrixXd::Zero(8, 0));
+  CHECK(calibrator.samples() == 0);
+}

@@ -1,18 +1,18 @@
 #include "checkpoint.hpp"
 
-#include <nlohmann/json.hpp>
-
 #include <map>
 #include <sstream>
 
 #include "error.hpp"
+#include "finite.hpp"
+#include "kernels.hpp"
+#include "shard_index.hpp"
 
 namespace llama {
 namespace {
 
 constexpr char kSingleFile[] = "model.safetensors";
 constexpr char kShardIndex[] = "model.safetensors.index.json";
-constexpr std::uintmax_t kMaxIndexBytes = 64 << 20;
 
 std::string shape_string(const std::vector<std::int64_t>& shape) {
   std::ostringstream out;
@@ -20,31 +20,6 @@ std::string shape_string(const std::vector<std::int64_t>& shape) {
   for (std::size_t k = 0; k < shape.size(); ++k) out << (k ? ", " : "") << shape[k];
   out << ']';
   return out.str();
-}
-
-/// The shard file names of an index, each checked to be a plain name inside the directory, with
-/// the shard each tensor lives in.
-std::map<std::string, std::string> read_weight_map(const std::filesystem::path& index_path) {
-  const std::string source = index_path.string();
-  nlohmann::json index;
-  try {
-    index = nlohmann::json::parse(read_text_file(index_path, kMaxIndexBytes));
-  } catch (const nlohmann::json::exception& e) {
-    throw error(source + ": not valid JSON: " + e.what());
-  }
-  check(index.is_object() && index.contains("weight_map") && index.at("weight_map").is_object(), source,
-        ": has no \"weight_map\" object");
-  std::map<std::string, std::string> weight_map;
-  for (const auto& [tensor, file] : index.at("weight_map").items()) {
-    check(file.is_string(), source, ": weight_map entry for '", tensor, "' is not a file name");
-    const std::string name = file.get<std::string>();
-    const std::filesystem::path as_path(name);
-    check(!name.empty() && as_path.filename() == as_path && name != "." && name != "..", source,
-          ": weight_map names '", name, "' for '", tensor, "', which is not a file name in the checkpoint directory");
-    weight_map.emplace(tensor, name);
-  }
-  check(!weight_map.empty(), source, ": weight_map is empty");
-  return weight_map;
 }
 
 }  // namespace
@@ -55,11 +30,37 @@ Checkpoint::Checkpoint(const std::filesystem::path& directory) : directory_(dire
 
   if (std::filesystem::exists(directory / kSingleFile)) {
     add_file(directory / kSingleFile);
-    return;
+  } else {
+    add_shards();
   }
+  require_layers_of_config();
+  require_finite_weights();
+}
+
+void Checkpoint::require_layers_of_config() const {
+  // Missing layers are named by require(); layers beyond the count would be silently ignored.
+  const std::string prefix = "model.layers.";
+  std::map<std::string, std::size_t> beyond;  // sorted, so that the message names the same tensor every run
+  for (const auto& [name, location] : locations_) {
+    if (name.compare(0, prefix.size(), prefix) != 0) continue;
+    const std::size_t digits = name.find_first_not_of("0123456789", prefix.size());
+    if (digits == prefix.size() || digits == std::string::npos || digits - prefix.size() > 9) continue;
+    if (std::stol(name.substr(prefix.size(), digits - prefix.size())) >= config_.num_hidden_layers) {
+      beyond.emplace(name, location.file);
+    }
+  }
+  check(beyond.empty(), directory_ / "config.json", " says num_hidden_layers = ", config_.num_hidden_layers,
+        ", but the checkpoint holds ", beyond.size(), " tensors of further layers, such as '",
+        beyond.empty() ? "" : beyond.begin()->first, "' in ",
+        beyond.empty() ? std::filesystem::path() : files_[beyond.begin()->second].path());
+}
+
+void Checkpoint::add_shards() {
+  const std::filesystem::path& directory = directory_;
   check(std::filesystem::exists(directory / kShardIndex), directory, " has neither ", kSingleFile, " nor ",
         kShardIndex);
-  const auto weight_map = read_weight_map(directory / kShardIndex);
+  const auto weight_map = parse_shard_index(read_text_file(directory / kShardIndex, kMaxShardIndexBytes),
+                                            (directory / kShardIndex).string());
   std::map<std::string, std::size_t> file_index;
   for (const auto& [tensor, file] : weight_map) {
     if (file_index.count(file) == 0) {
@@ -73,6 +74,31 @@ Checkpoint::Checkpoint(const std::filesystem::path& directory) : directory_(dire
     const auto found = locations_.find(tensor);
     check(found != locations_.end() && found->second.file == file_index.at(file), directory / kShardIndex,
           " places '", tensor, "' in ", file, ", which does not contain it");
+  }
+}
+
+void Checkpoint::require_finite_weights() const {
+  for (std::size_t f = 0; f < files_.size(); ++f) {
+    const SafetensorsHeader& header = headers_[f];
+    for (const TensorInfo& info : header.tensors) {
+      if (info.dtype == DType::unsupported) continue;
+      const std::uint8_t* data = files_[f].data() + header.data_offset + info.begin;
+      const std::size_t count = static_cast<std::size_t>(info.end - info.begin) / info.element_size;
+      const std::size_t bad = first_non_finite(data, info.dtype, count);
+      if (bad == count) continue;
+      std::vector<std::int64_t> position(info.shape.size());
+      std::size_t rest = bad;
+      for (std::size_t k = info.shape.size(); k-- > 0;) {
+        const auto extent = static_cast<std::size_t>(info.shape[k]);
+        position[k] = static_cast<std::int64_t>(rest % extent);
+        rest /= extent;
+      }
+      float value = 0;
+      to_float(data, info.dtype, bad, 1, &value);
+      throw error(files_[f].path().string() + ": tensor '" + info.name + "' (" + info.dtype_string + ", shape " +
+                  shape_string(info.shape) + ") holds " + std::to_string(value) + " at element " +
+                  shape_string(position) + " (flat index " + std::to_string(bad) + "); weights must be finite");
+    }
   }
 }
 

@@ -33,12 +33,15 @@ struct TensorSpec {
 
 class Checkpoint {
  public:
-  /// Loads and validates `directory` (config.json and the safetensors files).
+  /// Loads and validates `directory` (config.json and the safetensors files); every F32, F16 and
+  /// BF16 tensor is scanned once for NaN and infinity, and the first found is named.
   explicit Checkpoint(const std::filesystem::path& directory);
 
   const LlamaConfig& config() const noexcept { return config_; }
   const std::filesystem::path& directory() const noexcept { return directory_; }
   bool contains(const std::string& name) const { return locations_.count(name) != 0; }
+  /// The mapped safetensors files.
+  const std::vector<MappedFile>& files() const noexcept { return files_; }
 
   /// Throws one error listing every tensor of `specs` that is missing, then checks each present
   /// one's shape and dtype; extra tensors in the files are ignored.
@@ -53,6 +56,11 @@ class Checkpoint {
   };
 
   void add_file(const std::filesystem::path& path);
+  /// The shards that model.safetensors.index.json lists, checked against where it places each tensor.
+  void add_shards();
+  /// No tensor may belong to a layer at or beyond config.json's num_hidden_layers.
+  void require_layers_of_config() const;
+  void require_finite_weights() const;
 
   std::filesystem::path directory_;
   LlamaConfig config_;

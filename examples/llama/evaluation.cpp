@@ -1,11 +1,13 @@
 #include "evaluation.hpp"
 
 #include <nlohmann/json.hpp>
+#include <xxhash.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <iostream>
@@ -13,53 +15,83 @@
 #include <sstream>
 
 #include "error.hpp"
+#include "finite.hpp"
 #include "output_file.hpp"
 
 namespace llama {
 namespace {
 
-constexpr char kCacheMagic[8] = {'F', 'F', 'T', 'M', 'T', 'C', 'H', '1'};
+constexpr char kCacheMagic[8] = {'F', 'F', 'T', 'M', 'T', 'C', 'H', '2'};
 constexpr std::uint64_t kMaxCacheHeader = 1 << 20;
 
-/// FNV-1a over the token ids: a stable fingerprint of the prompt set for the cache key.
-std::string fingerprint(const std::vector<std::vector<int>>& prompts) {
-  std::uint64_t hash = 1469598103934665603ull;
-  const auto mix = [&](std::uint32_t value) {
-    for (int byte = 0; byte < 4; ++byte) {
-      hash ^= (value >> (8 * byte)) & 0xffu;
-      hash *= 1099511628211ull;
-    }
-  };
-  for (const auto& ids : prompts) {
-    mix(0xffffffffu);
-    for (const int id : ids) mix(static_cast<std::uint32_t>(id));
-  }
-  std::ostringstream hex;
-  hex << std::hex << hash;
-  return hex.str();
+/// XXH3-64 in hexadecimal.
+std::string hex(XXH64_hash_t hash) {
+  char text[17];
+  std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(hash));
+  return text;
 }
 
-/// What the teacher's outputs depend on: the weights (files, sizes, times), the prompts, the length.
-nlohmann::json teacher_key(const std::filesystem::path& model, const std::vector<std::vector<int>>& prompts,
-                           int max_len) {
+/// XXH3-64 of bytes fed in pieces.
+class StreamingHash {
+ public:
+  StreamingHash() : state_(XXH3_createState()) {
+    check(state_ != nullptr, "cannot allocate an xxHash state");
+    XXH3_64bits_reset(state_);
+  }
+  StreamingHash(const StreamingHash&) = delete;
+  StreamingHash& operator=(const StreamingHash&) = delete;
+  ~StreamingHash() { XXH3_freeState(state_); }
+
+  void add(const void* data, std::size_t bytes) { XXH3_64bits_update(state_, data, bytes); }
+  std::string hex_digest() const { return hex(XXH3_64bits_digest(state_)); }
+
+ private:
+  XXH3_state_t* state_;
+};
+
+/// XXH3-64 of the token ids, each prompt preceded by its length: the prompt set's fingerprint.
+std::string fingerprint(const std::vector<std::vector<int>>& prompts) {
+  StreamingHash hash;
+  for (const auto& ids : prompts) {
+    const std::uint64_t length = ids.size();
+    hash.add(&length, sizeof length);
+    hash.add(ids.data(), ids.size() * sizeof(int));
+  }
+  return hash.hex_digest();
+}
+
+/// XXH3-64 of the logits, prompt after prompt: the checksum of a cache file's payload.
+std::string payload_checksum(const std::vector<std::vector<float>>& logits) {
+  StreamingHash hash;
+  for (const auto& values : logits) hash.add(values.data(), values.size() * sizeof(float));
+  return hash.hex_digest();
+}
+
+/// What the teacher's outputs depend on: the content of every checkpoint file (config.json and
+/// the safetensors files, hashed over their mapped bytes), the tokenized prompts and the length.
+nlohmann::json teacher_key(const Checkpoint& checkpoint, const std::vector<std::vector<int>>& prompts, int max_len) {
   nlohmann::json files = nlohmann::json::array();
-  std::vector<std::filesystem::path> paths;
-  for (const auto& entry : std::filesystem::directory_iterator(model)) {
-    const std::string name = entry.path().filename().string();
-    if (name == "config.json" || name.find(".safetensors") != std::string::npos) paths.push_back(entry.path());
+  const std::string config = read_text_file(checkpoint.directory() / "config.json", kMaxConfigBytes);
+  files.push_back({{"name", "config.json"}, {"bytes", config.size()}, {"xxh3", hex(XXH3_64bits(config.data(), config.size()))}});
+  for (const MappedFile& file : checkpoint.files()) {
+    files.push_back({{"name", file.path().filename().string()},
+                     {"bytes", file.size()},
+                     {"xxh3", hex(XXH3_64bits(file.data(), file.size()))}});
   }
-  std::sort(paths.begin(), paths.end());
-  for (const auto& path : paths) {
-    const auto time = std::filesystem::last_write_time(path).time_since_epoch().count();
-    files.push_back({{"name", path.filename().string()},
-                     {"bytes", std::filesystem::file_size(path)},
-                     {"modified", static_cast<std::int64_t>(time)}});
+  return {{"format", 2}, {"files", files}, {"prompts", fingerprint(prompts)}, {"max_len", max_len}};
+}
+
+/// Why a stored key differs from `key`: the first field that does not match.
+std::string key_difference(const nlohmann::json& stored, const nlohmann::json& key) {
+  if (!stored.is_object()) return "its header is not a JSON object";
+  for (const auto& [field, value] : key.items()) {
+    if (!stored.contains(field) || stored.at(field) != value) {
+      if (field == "files") return "the checkpoint's files differ in content (xxh3)";
+      if (field == "prompts") return "the tokenized prompts differ";
+      return "\"" + field + "\" differs";
+    }
   }
-  return {{"format", 1},
-          {"model", std::filesystem::weakly_canonical(model).string()},
-          {"files", files},
-          {"prompts", fingerprint(prompts)},
-          {"max_len", max_len}};
+  return "";
 }
 
 std::vector<double> log_softmax(const float* logits, int vocab) {
@@ -75,7 +107,8 @@ std::vector<double> log_softmax(const float* logits, int vocab) {
 double kl_divergence(const std::vector<double>& log_p, const std::vector<double>& log_q) {
   double kl = 0;
   for (std::size_t v = 0; v < log_p.size(); ++v) kl += std::exp(log_p[v]) * (log_p[v] - log_q[v]);
-  return std::max(0.0, kl);
+  // KL >= 0 (Gibbs' inequality): only rounding makes the sum negative. A NaN stays NaN.
+  return std::isnan(kl) ? kl : std::max(0.0, kl);
 }
 
 std::vector<int> top_k(const float* logits, int vocab, int k) {
@@ -85,6 +118,49 @@ std::vector<int> top_k(const float* logits, int vocab, int k) {
                     [&](int a, int b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); });
   order.resize(static_cast<std::size_t>(k));
   return order;
+}
+
+/// The length of the UTF-8 sequence starting at `text[k]` (RFC 3629, section 4: no overlong
+/// forms, no surrogates, nothing above U+10FFFF), or 0 if none starts there.
+std::size_t utf8_sequence_length(const std::string& text, std::size_t k) {
+  const auto byte = [&](std::size_t i) { return i < text.size() ? static_cast<unsigned char>(text[i]) : 0u; };
+  const auto continuation = [&](std::size_t i, unsigned low = 0x80, unsigned high = 0xbf) {
+    return byte(i) >= low && byte(i) <= high;
+  };
+  const unsigned lead = byte(k);
+  if (lead < 0x80) return 1;
+  if (lead >= 0xc2 && lead <= 0xdf) return continuation(k + 1) ? 2 : 0;
+  if (lead >= 0xe0 && lead <= 0xef) {
+    const unsigned low = lead == 0xe0 ? 0xa0 : 0x80, high = lead == 0xed ? 0x9f : 0xbf;
+    return continuation(k + 1, low, high) && continuation(k + 2) ? 3 : 0;
+  }
+  if (lead >= 0xf0 && lead <= 0xf4) {
+    const unsigned low = lead == 0xf0 ? 0x90 : 0x80, high = lead == 0xf4 ? 0x8f : 0xbf;
+    return continuation(k + 1, low, high) && continuation(k + 2) && continuation(k + 3) ? 4 : 0;
+  }
+  return 0;
+}
+
+/// Throws llama::error naming the line and column of the first byte of `text` that makes it
+/// something other than UTF-8 text: invalid UTF-8, or a control character other than tab, CR, LF.
+void require_utf8_text(const std::string& text, const std::filesystem::path& path) {
+  std::size_t line = 1, line_start = 0;
+  for (std::size_t k = 0; k < text.size();) {
+    const auto byte = static_cast<unsigned char>(text[k]);
+    const std::string where = path.string() + " line " + std::to_string(line) + ", byte " +
+                              std::to_string(k - line_start + 1);
+    char code[8];
+    std::snprintf(code, sizeof code, "0x%02x", byte);
+    check(byte >= 0x20 || byte == '\t' || byte == '\r' || byte == '\n', where, ": control character ", code,
+          " (a binary file?); the file must be UTF-8 text");
+    const std::size_t length = utf8_sequence_length(text, k);
+    check(length > 0, where, ": byte ", code, " is not valid UTF-8; the file must be UTF-8 text");
+    if (byte == '\n') {
+      ++line;
+      line_start = k + 1;
+    }
+    k += length;
+  }
 }
 
 std::vector<std::vector<int>> encode_prompts(const Tokenizer& tokenizer, const std::vector<std::string>& lines,
@@ -104,6 +180,9 @@ PromptMetrics compare_logits(const float* teacher, const float* student, int T, 
   PromptMetrics m;
   m.tokens = T;
   const std::size_t V = static_cast<std::size_t>(vocab);
+  // Every metric below would turn a NaN into a number (a top-k of NaNs is index 0, a match).
+  require_finite_logits(teacher, static_cast<std::size_t>(T), V, "teacher");
+  require_finite_logits(student, static_cast<std::size_t>(T), V, "student");
   for (int t = 0; t < T; ++t) {
     const float* tl = teacher + t * V;
     const float* sl = student + t * V;
@@ -144,8 +223,18 @@ MeanWithError mean_with_error(const std::vector<double>& values) {
   return result;
 }
 
+void check_speed_lengths(const BenchSettings& speed, const LlamaConfig& config, const std::string& prompt_flag,
+                         const std::string& generated_flag) {
+  const int context = config.max_position_embeddings;
+  check(speed.prompt_tokens <= context, prompt_flag, " ", speed.prompt_tokens,
+        " prefill tokens exceed the model's context of ", context, " positions (max_position_embeddings)");
+  check(speed.generated_tokens <= context, generated_flag, " ", speed.generated_tokens,
+        " decoded tokens exceed the model's context of ", context, " positions (max_position_embeddings)");
+}
+
 std::vector<std::string> read_prompt_file(const std::filesystem::path& path) {
   const std::string text = read_text_file(path, 100u << 20);
+  require_utf8_text(text, path);
   std::vector<std::string> lines;
   std::istringstream stream(text);
   std::string line;
@@ -174,6 +263,7 @@ Evaluator::Evaluator(const EvalSettings& settings, Progress progress)
 
   // Perplexity windows: BOS followed by max_len - 1 consecutive tokens of the held-out text.
   const std::string heldout = read_text_file(settings.heldout, 100u << 20);
+  require_utf8_text(heldout, settings.heldout);
   std::vector<int> ids = tokenizer.encode(heldout);
   const std::size_t body = static_cast<std::size_t>(settings.max_len - 1);
   for (std::size_t start = 1; start + body <= ids.size() && int(heldout_windows_.size()) < settings.perplexity_windows;
@@ -201,21 +291,30 @@ Evaluator::Evaluator(const EvalSettings& settings, Progress progress)
 }
 
 void Evaluator::load_or_compute_teacher_logits() {
-  const nlohmann::json key = teacher_key(settings_.model, prompts_, settings_.max_len);
+  progress_("hashing the checkpoint for the teacher cache");
+  nlohmann::json key = teacher_key(*checkpoint_, prompts_, settings_.max_len);
   const std::filesystem::path cache = settings_.cache_dir / ("teacher-" + fingerprint(prompts_) + ".bin");
   const std::size_t vocab = static_cast<std::size_t>(config().vocab_size);
 
-  // Reuse only a file whose key matches exactly and whose size is consistent with it.
+  // Reuse only a file whose key matches exactly, whose size is consistent with it and whose
+  // payload has the checksum its header records.
   if (std::ifstream in{cache, std::ios::binary}) {
+    std::string reason = "it is not a teacher cache file";
     char magic[8];
     std::uint64_t header_bytes = 0;
     if (in.read(magic, 8) && std::memcmp(magic, kCacheMagic, 8) == 0 &&
         in.read(reinterpret_cast<char*>(&header_bytes), 8) && header_bytes <= kMaxCacheHeader) {
       std::string header(header_bytes, '\0');
-      const nlohmann::json stored = in.read(header.data(), std::streamsize(header_bytes))
-                                        ? nlohmann::json::parse(header, nullptr, false)
-                                        : nlohmann::json();
-      if (!stored.is_discarded() && stored == key) {
+      nlohmann::json stored = in.read(header.data(), std::streamsize(header_bytes))
+                                  ? nlohmann::json::parse(header, nullptr, false)
+                                  : nlohmann::json();
+      const std::string checksum =
+          stored.is_object() && stored.contains("payload_xxh3") && stored.at("payload_xxh3").is_string()
+              ? stored.at("payload_xxh3").get<std::string>()
+              : "";
+      if (stored.is_object()) stored.erase("payload_xxh3");
+      reason = stored.is_discarded() ? "its header is not valid JSON" : key_difference(stored, key);
+      if (reason.empty()) {
         std::vector<std::vector<float>> logits;
         bool complete = true;
         for (const auto& ids : prompts_) {
@@ -224,14 +323,18 @@ void Evaluator::load_or_compute_teacher_logits() {
                                               std::streamsize(values.size() * sizeof(float))));
           logits.push_back(std::move(values));
         }
-        if (complete && in.peek() == std::char_traits<char>::eof()) {
+        if (!complete || in.peek() != std::char_traits<char>::eof()) {
+          reason = "its size does not match its header (truncated or appended to)";
+        } else if (payload_checksum(logits) != checksum) {
+          reason = "its logits do not match the checksum in its header (the file was altered or damaged)";
+        } else {
           teacher_logits_ = std::move(logits);
-          progress_("teacher logits loaded from " + cache.string());
+          progress_("teacher logits loaded from " + cache.string() + " (checksum verified)");
           return;
         }
       }
     }
-    progress_("teacher cache " + cache.string() + " does not match these settings: recomputing");
+    progress_("teacher cache " + cache.string() + " is not used: " + reason + "; recomputing");
   }
 
   teacher_logits_.clear();
@@ -239,7 +342,10 @@ void Evaluator::load_or_compute_teacher_logits() {
     progress_("teacher logits, prompt " + std::to_string(k + 1) + "/" + std::to_string(prompts_.size()));
     KvCache kv = teacher_.make_cache(static_cast<int>(prompts_[k].size()));
     teacher_logits_.push_back(teacher_.forward(prompts_[k], kv, Logits::all));
+    require_finite_logits(teacher_logits_.back().data(), prompts_[k].size(), vocab,
+                          "teacher, prompt " + std::to_string(k + 1) + " of " + settings_.prompts.string());
   }
+  key["payload_xxh3"] = payload_checksum(teacher_logits_);
   std::string bytes(kCacheMagic, 8);
   const std::string header = key.dump();
   const std::uint64_t header_bytes = header.size();
@@ -259,6 +365,9 @@ double Evaluator::perplexity(Model& model) const {
   for (const auto& window : heldout_windows_) {
     KvCache kv = model.make_cache(static_cast<int>(window.size()));
     const std::vector<float> logits = model.forward(window, kv, Logits::all);
+    require_finite_logits(logits.data(), window.size(), std::size_t(vocab),
+                          "perplexity window " + std::to_string(&window - heldout_windows_.data() + 1) + " of " +
+                              settings_.heldout.string());
     for (std::size_t t = 0; t + 1 < window.size(); ++t) {
       nll -= log_softmax(logits.data() + t * std::size_t(vocab), vocab)[std::size_t(window[t + 1])];
       ++count;
@@ -282,8 +391,12 @@ RowResult Evaluator::evaluate(const std::string& name, const PatchSettings& patc
     progress_("evaluating prompt " + std::to_string(k + 1) + "/" + std::to_string(prompts_.size()));
     KvCache kv = student.make_cache(static_cast<int>(prompts_[k].size()));
     const std::vector<float> logits = student.forward(prompts_[k], kv, Logits::all);
-    const PromptMetrics m =
-        compare_logits(teacher_logits_[k].data(), logits.data(), static_cast<int>(prompts_[k].size()), vocab);
+    PromptMetrics m;
+    try {
+      m = compare_logits(teacher_logits_[k].data(), logits.data(), static_cast<int>(prompts_[k].size()), vocab);
+    } catch (const error& e) {
+      throw error("prompt " + std::to_string(k + 1) + " of " + settings_.prompts.string() + ", " + e.what());
+    }
     row.per_prompt.push_back(m);
     cosine.push_back(m.cosine);
     kl.push_back(m.kl);

@@ -52,7 +52,8 @@ struct RowResult {
   std::vector<PromptMetrics> per_prompt;
 };
 
-/// Metrics of one prompt from the teacher's and student's logits (T x vocab, row-major).
+/// Metrics of one prompt from the teacher's and student's logits (T x vocab, row-major). Throws
+/// llama::error naming the side ("teacher" or "student"), position and token of a non-finite logit.
 PromptMetrics compare_logits(const float* teacher, const float* student, int T, int vocab);
 
 /// Mean and standard error of `values`.
@@ -86,7 +87,13 @@ class Evaluator {
   SpeedMeasurement without_mlp_speed_;              // all MLPs removed: the non-MLP time
 };
 
-/// Non-empty lines of a prompt file (at most 100,000 lines of 100 kB); errors name the file.
+/// Throws llama::error naming the flag unless `speed`'s prefill and decode lengths each fit the
+/// model's context (max_position_embeddings); `prompt_flag` and `generated_flag` are their options.
+void check_speed_lengths(const BenchSettings& speed, const LlamaConfig& config, const std::string& prompt_flag,
+                         const std::string& generated_flag);
+
+/// Non-empty lines of a prompt file (at most 100,000 lines of 100 kB), which must be UTF-8 text;
+/// errors name the file and the line.
 std::vector<std::string> read_prompt_file(const std::filesystem::path& path);
 
 }  // namespace llama

@@ -2,16 +2,14 @@
 
 #include <unistd.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 #include <cstdio>
 #include <iostream>
 #include <memory>
 
 #include "error.hpp"
+#include "output_file.hpp"
 #include "report.hpp"
+#include "threads.hpp"
 
 namespace llama {
 namespace {
@@ -41,7 +39,7 @@ void add_common_options(CLI::App& command, CommonOptions& o) {
       ->capture_default_str()->check(CLI::Range(1, 1 << 20));
   command.add_option("-r,--repetitions", o.eval.speed.repetitions, "throughput repetitions after a warm-up")
       ->capture_default_str()->check(CLI::Range(1, 1000));
-  command.add_option("--threads", o.threads, "threads to use (default: all cores)")->check(CLI::PositiveNumber);
+  add_threads_option(command, o.threads);
   command.add_option("--cache-dir", o.eval.cache_dir,
                      "where the teacher's logits are cached (default: OUT/cache, or ./fftmat-cache for eval)");
 }
@@ -63,12 +61,21 @@ void finish_progress_line() {
   if (isatty(STDERR_FILENO) != 0) std::fprintf(stderr, "\r\033[K");
 }
 
+/// What eval and sweep check before any long work: the output and cache directories can be
+/// written, and the throughput lengths fit the model's context.
+void check_before_work(const EvalSettings& settings, const std::filesystem::path& out, const LlamaConfig& config) {
+  check_speed_lengths(settings.speed, config, "--pp", "--tg");
+  if (!out.empty()) require_writable_directory(out, "output directory (--out)");
+  require_writable_directory(settings.cache_dir, "teacher cache directory (--cache-dir)");
+}
+
 void run_eval(const CommonOptions& o, const std::string& layers, int block, const std::string& projection,
               double damping, const std::string& spectra) {
   EvalSettings settings = o.eval;
   if (settings.cache_dir.empty()) settings.cache_dir = o.out.empty() ? "fftmat-cache" : o.out / "cache";
   // Everything the command line says is checked against the model before the long work starts.
   const LlamaConfig config = load_llama_config(settings.model / "config.json");
+  check_before_work(settings, o.out, config);
   PatchSettings patch;
   patch.layers = parse_layers(layers, config.num_hidden_layers);
   patch.block_size = block;
@@ -97,6 +104,7 @@ void run_sweep(const CommonOptions& o, const std::filesystem::path& grid_file) {
   EvalSettings settings = o.eval;
   if (settings.cache_dir.empty()) settings.cache_dir = o.out / "cache";
   const LlamaConfig config = load_llama_config(settings.model / "config.json");
+  check_before_work(settings, o.out, config);
   const std::vector<GridRow> grid =
       grid_file.empty() ? parse_grid(default_grid_text(), "the default grid", config)
                         : parse_grid(read_text_file(grid_file, 1 << 20), grid_file.string(), config);
@@ -155,9 +163,7 @@ std::function<void()> add_evaluation_commands(CLI::App& app) {
   sweep->add_option("--out", common->out, "output directory")->required();
   return [=] {
     if (!*eval && !*sweep) return;
-#ifdef _OPENMP
-    if (common->threads > 0) omp_set_num_threads(common->threads);
-#endif
+    use_threads(common->threads);
     if (*eval) run_eval(*common, *layers, *block, *projection, *damping, *spectra);
     if (*sweep) run_sweep(*common, *grid);
   };

@@ -18,16 +18,15 @@
 #include <string>
 #include <vector>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 #include "bench.hpp"
 #include "blas_runtime.hpp"
 #include "error.hpp"
+#include "evaluation.hpp"
 #include "evaluation_commands.hpp"
+#include "finite.hpp"
 #include "model.hpp"
 #include "npy.hpp"
+#include "threads.hpp"
 #include "tokenizer.hpp"
 
 namespace {
@@ -38,7 +37,7 @@ struct Options {
   std::filesystem::path model;
   std::filesystem::path tokenizer;  // default: MODEL/tokenizer.model
   std::string prompt;
-  std::vector<int> ids;
+  std::string ids;  // --ids as given: parsed by llama::parse_token_ids
   std::filesystem::path out;
   bool all_positions = false;
   int tokens = 32;
@@ -53,7 +52,7 @@ std::filesystem::path tokenizer_path(const Options& options) {
 
 /// The prompt's ids: --ids as given, or --prompt through the tokenizer (BOS first).
 std::vector<int> prompt_ids(const Options& options) {
-  if (!options.ids.empty()) return options.ids;
+  if (!options.ids.empty()) return llama::parse_token_ids(options.ids);
   check(!options.prompt.empty(), "give the prompt with --prompt TEXT or --ids ID,ID,...");
   return llama::Tokenizer(tokenizer_path(options)).encode(options.prompt);
 }
@@ -76,6 +75,9 @@ void run_logits(const Options& options) {
   const auto which = options.all_positions ? llama::Logits::all : llama::Logits::last;
   const std::vector<float> logits = model.forward(ids, cache, which);
   const std::size_t vocab = static_cast<std::size_t>(model.config().vocab_size);
+  const std::size_t first_position = options.all_positions ? 0 : ids.size() - 1;
+  llama::require_finite_logits(logits.data(), logits.size() / vocab, vocab,
+                               "nothing written to " + options.out.string(), first_position);
   const std::vector<std::size_t> shape =
       options.all_positions ? std::vector<std::size_t>{ids.size(), vocab} : std::vector<std::size_t>{vocab};
   llama::write_npy(options.out, logits.data(), shape);
@@ -86,7 +88,8 @@ void run_logits(const Options& options) {
 void run_generate(const Options& options) {
   std::optional<llama::Tokenizer> tokenizer;
   if (options.ids.empty() || std::filesystem::exists(tokenizer_path(options))) tokenizer.emplace(tokenizer_path(options));
-  const std::vector<int> prompt = options.ids.empty() ? tokenizer->encode(options.prompt) : options.ids;
+  const std::vector<int> prompt =
+      options.ids.empty() ? tokenizer->encode(options.prompt) : llama::parse_token_ids(options.ids);
   check(options.tokens >= 1, "--tokens must be positive");
 
   llama::Model model = llama::Model::load(options.model);
@@ -100,6 +103,9 @@ void run_generate(const Options& options) {
   std::string text;
   const auto decode_start = std::chrono::steady_clock::now();
   for (int step = 0; step < options.tokens; ++step) {
+    const std::size_t position = prompt.size() - 1 + static_cast<std::size_t>(step);
+    llama::require_finite_logits(logits.data(), 1, logits.size(), "generation step " + std::to_string(step + 1),
+                                 position);
     const int next = static_cast<int>(std::max_element(logits.begin(), logits.end()) - logits.begin());  // greedy
     if (next == model.config().eos_token_id) break;
     generated.push_back(next);
@@ -121,6 +127,7 @@ void run_generate(const Options& options) {
 
 void run_bench(Options options) {
   llama::Model model = llama::Model::load(options.model);
+  llama::check_speed_lengths(options.bench, model.config(), "--prompt-tokens", "--gen-tokens");
   options.bench.measure_bandwidth = !options.no_bandwidth;
   llama::run_bench(model, options.bench, std::cout);
 }
@@ -139,13 +146,22 @@ int main(int argc, char** argv) {
     command->add_option("--model", options.model, "Checkpoint directory: config.json and model.safetensors or "
                                                   "model.safetensors.index.json with its shards")
         ->required();
-    command->add_option("--threads", options.threads, "Threads to use (default: all cores)")->check(CLI::PositiveNumber);
+    llama::add_threads_option(*command, options.threads);
   };
   auto add_prompt = [&](CLI::App* command) {
     auto* prompt = command->add_option("--prompt", options.prompt,
                                        "Prompt text, tokenized with MODEL/tokenizer.model; BOS is prepended");
     command->add_option("--ids", options.ids, "Token ids instead of --prompt, e.g. 1,306,4658 (include BOS yourself)")
-        ->delimiter(',')
+        ->check(CLI::Validator(
+            [](const std::string& text) {
+              try {
+                llama::parse_token_ids(text);
+                return std::string();
+              } catch (const llama::error& e) {
+                return std::string(e.what());
+              }
+            },
+            "ID,ID,...", "token ids"))
         ->excludes(prompt);
     command->add_option("--tokenizer", options.tokenizer, "SentencePiece model (default: MODEL/tokenizer.model)");
   };
@@ -183,9 +199,7 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
   try {
-#ifdef _OPENMP
-    if (options.threads > 0) omp_set_num_threads(options.threads);
-#endif
+    llama::use_threads(options.threads);
     if (*tokenize) run_tokenize(options);
     if (*logits) run_logits(options);
     if (*generate) run_generate(options);

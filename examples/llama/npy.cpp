@@ -1,14 +1,13 @@
 #include "npy.hpp"
 
 #include <cstdint>
-#include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <regex>
 #include <string>
 
 #include "error.hpp"
 #include "mapped_file.hpp"
+#include "output_file.hpp"
 
 namespace llama {
 namespace {
@@ -35,27 +34,14 @@ void write_npy(const std::filesystem::path& path, const float* values, const std
   header += '\n';
   check(header.size() <= 0xffff, "npy header too long for format 1.0");
 
-  std::filesystem::path temporary = path;
-  temporary += ".tmp";
-  {
-    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-    check(out.good(), "cannot create ", temporary);
-    const unsigned char version_and_length[4] = {1, 0, static_cast<unsigned char>(header.size() & 0xff),
-                                                 static_cast<unsigned char>(header.size() >> 8)};
-    out.write(kMagic, kMagicBytes);
-    out.write(reinterpret_cast<const char*>(version_and_length), 4);
-    out.write(header.data(), static_cast<std::streamsize>(header.size()));
-    static_assert(sizeof(float) == 4, "float32");
-    out.write(reinterpret_cast<const char*>(values), static_cast<std::streamsize>(count * sizeof(float)));
-    out.close();
-    check(out.good(), "error writing ", temporary);
-  }
-  std::error_code ec;
-  std::filesystem::rename(temporary, path, ec);
-  if (ec) {
-    std::filesystem::remove(temporary);
-    throw error("cannot rename " + temporary.string() + " to " + path.string() + ": " + ec.message());
-  }
+  const unsigned char version_and_length[4] = {1, 0, static_cast<unsigned char>(header.size() & 0xff),
+                                               static_cast<unsigned char>(header.size() >> 8)};
+  static_assert(sizeof(float) == 4, "float32");
+  std::string bytes(kMagic, kMagicBytes);
+  bytes.append(reinterpret_cast<const char*>(version_and_length), 4);
+  bytes += header;
+  bytes.append(reinterpret_cast<const char*>(values), count * sizeof(float));
+  write_file_atomically(path, bytes);
 }
 
 FloatArray read_npy(const std::filesystem::path& path) {

@@ -13,7 +13,7 @@ struct FloatArray {
   std::vector<float> values;  // row-major
 };
 
-/// Writes values (row-major, product of shape floats) atomically: to `path`.tmp, then renamed.
+/// Writes values (row-major, product of shape floats) atomically (output_file.hpp).
 void write_npy(const std::filesystem::path& path, const float* values, const std::vector<std::size_t>& shape);
 
 /// Reads a float32 C-order .npy file, validating its header against the file size.

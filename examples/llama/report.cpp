@@ -36,6 +36,13 @@ std::string block_column(const RowResult& row) {
   return p == Projection::dense || p == Projection::zero ? "-" : std::to_string(row.settings.block_size);
 }
 
+/// A CSV field quoted as RFC 4180 has it: in double quotes, each double quote doubled.
+std::string csv_field(const std::string& text) {
+  std::string quoted = "\"";
+  for (const char c : text) quoted += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return quoted + '"';
+}
+
 std::string layers_column(const RowResult& row) {
   const std::size_t count = row.settings.layers.size();
   return count == 0 ? "0" : std::to_string(count) + " (" + format_layers(row.settings.layers) + ")";
@@ -149,7 +156,6 @@ void write_report(const std::filesystem::path& directory, const std::vector<RowR
      << settings.speed.generated_tokens << " tokens) throughput, mean ± stddev of " << settings.speed.repetitions
      << " runs, the MLPs' share of decode time (1 - t_without_MLPs / t) and the bytes the MLPs read per token.\n\n"
      << markdown_table(rows);
-  write_file_atomically(directory / "report.md", md.str());
 
   std::ostringstream csv;
   csv << "name,layers,block_size,projection,cosine,cosine_stderr,kl,kl_stderr,top1,top5_overlap,"
@@ -157,7 +163,7 @@ void write_report(const std::filesystem::path& directory, const std::vector<RowR
          "prefill_stddev,decode_tokens_per_s,decode_stddev,mlp_share_prefill,mlp_share_decode,"
          "mlp_parameter_bytes,patch_seconds\n";
   for (const RowResult& r : rows) {
-    csv << '"' << r.name << "\",\"" << format_layers(r.settings.layers) << "\"," << r.settings.block_size << ','
+    csv << csv_field(r.name) << ',' << csv_field(format_layers(r.settings.layers)) << ',' << r.settings.block_size << ','
         << projection_name(r.settings.projection) << ',' << r.cosine.mean << ',' << r.cosine.standard_error << ','
         << r.kl.mean << ',' << r.kl.standard_error << ',' << r.top1.mean << ',' << r.top5_overlap.mean << ','
         << r.kl_all_positions.mean << ',' << r.top1_all_positions.mean << ',' << r.perplexity_teacher << ','
@@ -165,7 +171,6 @@ void write_report(const std::filesystem::path& directory, const std::vector<RowR
         << r.speed.decode.mean << ',' << r.speed.decode.stddev << ',' << r.mlp_share_prefill << ','
         << r.mlp_share_decode << ',' << r.mlp_parameter_bytes << ',' << r.patch_seconds << '\n';
   }
-  write_file_atomically(directory / "results.csv", csv.str());
 
   nlohmann::json json_rows = nlohmann::json::array();
   for (const RowResult& r : rows) {
@@ -216,7 +221,9 @@ void write_report(const std::filesystem::path& directory, const std::vector<RowR
                  {"generated_tokens", settings.speed.generated_tokens},
                  {"repetitions", settings.speed.repetitions}}},
       {"rows", json_rows}};
-  write_file_atomically(directory / "results.json", document.dump(2) + "\n");
+  const std::string markdown = md.str(), table = csv.str(), json = document.dump(2) + "\n";
+  write_files_atomically({{directory / "report.md", markdown}, {directory / "results.csv", table},
+                          {directory / "results.json", json}});
 }
 
 }  // namespace llama

@@ -1,7 +1,7 @@
 #pragma once
 // The sweep: a grid of patch configurations, evaluated one after another, and its report --
-// report.md (the study's columns first, then ours), results.csv and results.json, each written
-// atomically. scripts/plot_evaluation.py turns results.json into PNG plots.
+// report.md (the study's columns first, then ours), results.csv and results.json, written as one
+// set (write_files_atomically): an interrupted run leaves all three of one row count. scripts/plot_evaluation.py turns results.json into PNG plots.
 
 #include <filesystem>
 #include <string>
@@ -24,7 +24,8 @@ std::string default_grid_text();
 /// Every row is checked against the model before anything runs.
 std::vector<GridRow> parse_grid(const std::string& text, const std::string& source, const LlamaConfig& config);
 
-/// Writes report.md, results.csv and results.json into `directory` (created if needed).
+/// Writes report.md, results.csv and results.json into `directory` (created if needed): all three
+/// complete before any replaces its predecessor.
 void write_report(const std::filesystem::path& directory, const std::vector<RowResult>& rows,
                   const EvalSettings& settings, const LlamaConfig& config);
 

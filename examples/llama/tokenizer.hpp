@@ -33,4 +33,9 @@ class Tokenizer {
   std::unique_ptr<sentencepiece::SentencePieceProcessor> processor_;
 };
 
+/// Token ids written as "1,306,4658": decimal integers in [0, 2^31), separated by single commas.
+/// Throws llama::error naming the text and the position of an empty list, an empty entry
+/// ("1,,2"), a character that is not a digit or a number that is too large.
+std::vector<int> parse_token_ids(const std::string& text);
+
 }  // namespace llama

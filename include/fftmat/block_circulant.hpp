@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cmath>
 #include <complex>
+#include <limits>
 #include <vector>
 
 #include "detail/block_fft.hpp"
@@ -105,6 +106,13 @@ class BlockCirculant {
       detail::require(cols % block_size == 0, "block size ", block_size, " does not divide cols ", cols,
                       " (pass fftmat::Padding::zero to zero-pad)");
     }
+    // FFTW's batched plans take an int count (fftw3.h): the spectra transform all p*q blocks in
+    // one batch. With b <= 2^30 that also keeps p*q*b parameters within an Index.
+    const Index p = rows / block_size + (rows % block_size != 0), q = cols / block_size + (cols % block_size != 0);
+    const long long blocks = detail::checked_product({p, q}, std::numeric_limits<int>::max(),
+                                                     "block count p x q of the FFTW batch");
+    detail::checked_product({blocks, block_size / 2 + 1, Index(sizeof(std::complex<Scalar>))},
+                            std::numeric_limits<Index>::max(), "spectra bytes p x q x (b/2 + 1) x sizeof(complex)");
   }
 
   Index rows() const noexcept { return rows_; }
@@ -129,7 +137,8 @@ class BlockCirculant {
   const Complex* spectra() const noexcept { return spectra_.data(); }
 
   /// Y = A X for X of cols() x T; Y must be rows() x T. X and Y may be the same matrix (m == n):
-  /// all of X is transformed before Y is written.
+  /// all of X is transformed before Y is written. T = 0 is an empty product (nothing is done), as
+  /// Calibrator::accumulate treats an empty batch.
   void apply(const ConstMatrixRef& X, MatrixRef Y) const { multiply(X, Y, Op::normal); }
   /// Y = A^T X for X of rows() x T; Y must be cols() x T.
   void apply_transpose(const ConstMatrixRef& X, MatrixRef Y) const { multiply(X, Y, Op::adjoint); }
@@ -166,6 +175,7 @@ class BlockCirculant {
                     "input spectrum of dimension ", spectrum.dim(), " and block size ", spectrum.block_size(),
                     " does not fit a ", rows_, "x", cols_, " matrix with block size ", block_size_);
     check_output(Y, rows_, spectrum.tokens());
+    if (spectrum.tokens() == 0) return;
     auto workspace = pool_.lease();
     finish(spectrum.values_.data(), spectrum.tokens(), Y, Op::normal, *workspace);
   }
@@ -221,7 +231,6 @@ class BlockCirculant {
 
   static void check_input(const ConstMatrixRef& X, Index expected_rows, const char* what) {
     detail::require(X.rows() == expected_rows, what, " has ", X.rows(), " rows, expected ", expected_rows);
-    detail::require(X.cols() > 0, what, " has no columns (tokens)");
   }
   static void check_output(const MatrixRef& Y, Index expected_rows, Index tokens) {
     detail::require(Y.rows() == expected_rows && Y.cols() == tokens, "output is ", Y.rows(), "x", Y.cols(),
@@ -239,6 +248,7 @@ class BlockCirculant {
     check_input(X, in.dim(), "input");
     check_output(Y, op == Op::normal ? rows_ : cols_, X.cols());
     const Index T = X.cols();
+    if (T == 0) return;  // an empty product, as in Eigen
     auto workspace = pool_.lease();
     if (uses_chunked_products(T, op)) {
       const auto transform = [&](Index t0, Index tokens, Complex* own_input, Scalar* own_staging) -> const Complex* {

@@ -13,6 +13,8 @@
 
 #include <cmath>
 #include <complex>
+#include <limits>
+#include <new>
 #include <vector>
 
 #include "block_circulant.hpp"
@@ -42,7 +44,21 @@ class Calibrator {
     BlockCirculant<Scalar>::validate_shape(rows, cols, block_size, padding);
     in_fft_ = detail::BlockFft<double>(cols, block_size);
     out_fft_ = detail::BlockFft<double>(rows, block_size);
-    reset();
+    // The statistics are bins x (q x q + p x q) complex doubles: sized before they are allocated.
+    const Index p = out_fft_.blocks(), q = in_fft_.blocks();
+    constexpr Index kMax = std::numeric_limits<Index>::max();
+    const auto complex_bytes = static_cast<long long>(sizeof(std::complex<double>));
+    const long long gram_bytes = detail::checked_product({bins(), q, q, complex_bytes}, kMax,
+                                                         "Calibrator: Gram matrices' bytes, bins x q x q x 16");
+    const long long cross_bytes = detail::checked_product({bins(), p, q, complex_bytes}, kMax,
+                                                          "Calibrator: cross-correlations' bytes, bins x p x q x 16");
+    try {
+      reset();
+    } catch (const std::bad_alloc&) {
+      throw error(detail::concat("Calibrator for a ", rows, "x", cols, " matrix with block size ", block_size,
+                                 " needs ", gram_bytes, " + ", cross_bytes, " bytes of statistics (", bins(),
+                                 " bins of ", q, "x", q, " and ", p, "x", q, " complex doubles): out of memory"));
+    }
   }
 
   Index rows() const noexcept { return rows_; }
@@ -64,7 +80,8 @@ class Calibrator {
 
   /// Adds a batch: inputs X_in (cols() x T) and the outputs the fitted matrix should reproduce,
   /// Y_target (rows() x T). Inputs and targets are separate so that a layer can be fitted on inputs
-  /// from an already-approximated model against the original model's outputs.
+  /// from an already-approximated model against the original model's outputs. An empty batch
+  /// (T = 0) adds nothing, as BlockCirculant::apply with T = 0 does nothing.
   void accumulate(const ConstMatrixRef& X_in, const ConstMatrixRef& Y_target) {
     detail::require(X_in.rows() == cols_, "calibration inputs have ", X_in.rows(), " rows, expected ", cols_);
     detail::require(Y_target.rows() == rows_, "calibration targets have ", Y_target.rows(), " rows, expected ",

@@ -12,6 +12,7 @@
 namespace {
 
 using llama_test::copy_reference;
+using llama_test::contains;
 using llama_test::error_of;
 using llama_test::read_file;
 using llama_test::TempDir;
@@ -28,11 +29,6 @@ std::string config_error(const nlohmann::json& config) {
 
 nlohmann::json valid_config() {
   return nlohmann::json::parse(read_file(llama_test::reference_dir("gqa_f32") / "config.json"));
-}
-
-bool contains(const std::string& text, const std::string& part) {
-  INFO("message: ", text);
-  return text.find(part) != std::string::npos;
 }
 
 /// Rewrites the JSON header of a single-file checkpoint with `edit`, keeping the data section.

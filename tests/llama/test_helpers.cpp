@@ -54,4 +54,6 @@ std::string padded(std::string header_json) {
   return header_json;
 }
 
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
 }  // namespace llama_test

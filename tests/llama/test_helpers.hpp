@@ -36,6 +36,9 @@ std::string safetensors_bytes(const std::string& header_json, const std::string&
 /// `header_json` padded with spaces to a multiple of 8 bytes, as safetensors writers align the data.
 std::string padded(std::string header_json);
 
+/// Whether `part` occurs in `text` (an error message, a file).
+bool contains(const std::string& text, const std::string& part);
+
 /// The message of the llama::error `f` throws ("" when it throws nothing; other exceptions fail).
 template <class F>
 std::string error_of(F&& f);

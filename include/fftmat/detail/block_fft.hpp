@@ -27,8 +27,10 @@
 #include <cassert>
 #include <cmath>
 #include <complex>
+#include <limits>
 #include <type_traits>
 
+#include "../error.hpp"
 #include "fftw.hpp"
 #include "parallel.hpp"
 
@@ -48,11 +50,14 @@ class BlockFft {
 
   BlockFft() = default;
   BlockFft(Index dim, Index block_size, SpectrumLayout layout = SpectrumLayout::token_major)
-      : dim_(dim),
-        block_size_(block_size),
-        blocks_((dim + block_size - 1) / block_size),
-        layout_(layout),
-        fft_(batch(blocks_)) {}
+      : dim_(dim), block_size_(block_size), blocks_(dim / block_size + (dim % block_size != 0)), layout_(layout) {
+    // FFTW's advanced interface takes int sizes, counts and strides (fftw3.h): every value
+    // batch() narrows must fit.
+    constexpr long long kLimit = std::numeric_limits<int>::max();
+    checked_product({block_size_}, kLimit, "BlockFft: block size");
+    checked_product({blocks_}, kLimit, "BlockFft: block count");
+    fft_ = batch(blocks_);
+  }
 
   Index dim() const noexcept { return dim_; }
   Index blocks() const noexcept { return blocks_; }
