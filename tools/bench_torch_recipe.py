@@ -5,7 +5,7 @@
 
 for a 11008x4096 matrix (the Llama-2-7B gate/up shape) by default, float32, on the CPU with a given
 number of threads. As in the C++ suite, the spectra are rotated over copies that together exceed
-64 MiB, so that no iteration finds the previous one's in cache. Prints the median time per product
+twice the last-level cache (at least 64 MiB), so that no iteration finds the previous one's in cache. Prints the median time per product
 in ms for each token count, after the BLAS and OpenMP libraries torch runs on and the SIMD level of
 its own kernels: a dense baseline that falls back to older kernels (docs/llama.md, "GEMM kernels")
 shows there. Needs torch (pip install torch --index-url https://download.pytorch.org/whl/cpu) and
@@ -15,6 +15,7 @@ threadpoolctl (tools/requirements.txt); the comparison is in docs/benchmarks.md.
 """
 
 import argparse
+import glob
 import math
 import statistics
 import time
@@ -31,6 +32,21 @@ def libraries_in_use():
         lines.append(f"{library['internal_api']} {library.get('version')} ({library['filepath']}): "
                      f"{library.get('architecture', '-')}, {library['num_threads']} threads")
     return lines
+
+
+def rotation_bytes():
+    """Twice the largest cache (Linux sysfs), at least 64 MiB: what benchmarks/cpu rotates over."""
+    largest, size = 0, 0
+    for index in glob.glob("/sys/devices/system/cpu/cpu0/cache/index*"):
+        try:
+            level = int(open(f"{index}/level").read())
+            text = open(f"{index}/size").read().strip()
+        except (OSError, ValueError):
+            continue
+        unit = {"K": 2**10, "M": 2**20}.get(text[-1], 1)
+        if level >= largest:
+            largest, size = level, int(text.rstrip("KM")) * unit
+    return max(64 * 2**20, 2 * size)
 
 
 def main():
@@ -50,7 +66,7 @@ def main():
     generator = torch.Generator().manual_seed(0)
     first_columns = torch.randn(p, q, b, generator=generator) / math.sqrt(args.n)
     spectra = torch.fft.rfft(first_columns, dim=-1)  # p x q x (b/2+1), computed once, as fftmat caches it
-    copies = max(1, math.ceil(64 * 2**20 / (spectra.numel() * spectra.element_size())))
+    copies = max(1, math.ceil(rotation_bytes() / (spectra.numel() * spectra.element_size())))
     rotation = [spectra.clone() for _ in range(copies)]
 
     print(f"torch {torch.__version__}, {args.threads} threads, {args.m}x{args.n}, b = {b}, "
