@@ -1,6 +1,6 @@
 #pragma once
 // Independent references for the tests: dense matrices built element by element from the
-// definitions in DESIGN.md section 1, never from the library's own to_dense().
+// definitions in docs/design.md (Conventions), never from the library's own to_dense().
 
 #include <Eigen/Core>
 

@@ -1,6 +1,6 @@
 #pragma once
-// Evaluation of a patched model (the student) against the original (the teacher), as the study in
-// shared/seeds did it and beyond: per prompt, on the last position's logits, cosine similarity,
+// Evaluation of a patched model (the student) against the original (the teacher), as the original
+// study did it (docs/evaluation.md) and beyond: per prompt, on the last position's logits, cosine similarity,
 // KL(teacher || student) in nats, top-1 agreement and top-5 overlap |intersection| / 5; plus KL and
 // top-1 agreement over every prompt position, perplexity of both models on held-out text, prefill
 // and decode tokens/s measured separately, and the MLPs' share of the time.

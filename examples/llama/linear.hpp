@@ -4,7 +4,7 @@
 // pass knowing which.
 //
 // Activations are row-major T x n: token t's vector is contiguous. That is the same memory as the
-// n x T column-major matrix of fftmat's convention (DESIGN.md section 1).
+// n x T column-major matrix of fftmat's convention (docs/design.md, Conventions).
 
 #include <Eigen/Core>
 #include <fftmat/block_circulant.hpp>

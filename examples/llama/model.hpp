@@ -1,5 +1,5 @@
 #pragma once
-// Llama-2 with the semantics of Hugging Face's LlamaForCausalLM (DESIGN.md section 6), on the CPU:
+// Llama-2 with the semantics of Hugging Face's LlamaForCausalLM (docs/llama.md, Semantics), on the CPU:
 //
 //   x = embed_tokens[ids]                                   T x hidden, float
 //   for each layer:

@@ -16,7 +16,7 @@ struct GridRow {
   PatchSettings settings;
 };
 
-/// The study's eleven rows (shared/seeds/results_summary.md) followed by our own.
+/// The study's eleven rows (docs/evaluation.md) followed by our own.
 std::string default_grid_text();
 
 /// Parses a grid: one row per line, "LAYERS BLOCK PROJECTION NAME...", '#' starts a comment;

@@ -1,5 +1,5 @@
 #pragma once
-// Block-circulant matrices with cached frequency-major spectra (DESIGN.md sections 1-2).
+// Block-circulant matrices with cached frequency-major spectra (docs/design.md, Conventions and Mathematics).
 //
 // A is m x n with block size b, p = ceil(m/b) block rows, q = ceil(n/b) block columns; block (i, j)
 // is the circulant with first column c_ij:  A(i*b + r, j*b + k) = c_ij[(r - k) mod b].

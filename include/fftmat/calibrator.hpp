@@ -1,5 +1,5 @@
 #pragma once
-// Calibrated (loss-aware) block-circulant fit in closed form (DESIGN.md section 2, docs/calibration.md).
+// Calibrated (loss-aware) block-circulant fit in closed form (docs/calibration.md).
 //
 // Minimises  sum_s ||y_s - A x_s||^2 + lambda ||A||_F^2  over block-circulant A. By Parseval the
 // loss splits into independent least-squares problems per frequency bin f, all block rows of a bin

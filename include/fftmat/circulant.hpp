@@ -1,5 +1,5 @@
 #pragma once
-// Circulant matrices: C(r, k) = c[(r - k) mod n] for the first column c (DESIGN.md section 1).
+// Circulant matrices: C(r, k) = c[(r - k) mod n] for the first column c (docs/design.md, Conventions).
 // C x = irfft(rfft(c) .* rfft(x)); the spectrum of c is computed once at construction. A circulant
 // is the block-circulant matrix with a single n x n block, so it shares that implementation.
 

@@ -1,5 +1,5 @@
 #pragma once
-// The Frobenius-nearest block-circulant matrix to a dense W (DESIGN.md section 2).
+// The Frobenius-nearest block-circulant matrix to a dense W (docs/design.md, Mathematics).
 //
 // Block-circulant matrices form a linear subspace; its orthogonal projection averages each
 // block's wrapped diagonals:  c_ij[d] = (1/b) sum_k W_ij[(k + d) mod b, k].

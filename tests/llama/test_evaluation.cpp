@@ -21,7 +21,7 @@ LlamaConfig config_of(int layers, int hidden, int intermediate) {
   return c;
 }
 
-// Wrapped-diagonal averages of W (out x in), written out from the definition in DESIGN.md.
+// Wrapped-diagonal averages of W (out x in), written out from the definition in docs/design.md (Mathematics).
 Eigen::VectorXd frobenius_reference(const Eigen::MatrixXf& W, int b) {
   const int p = int(W.rows()) / b, q = int(W.cols()) / b;
   Eigen::VectorXd c = Eigen::VectorXd::Zero(p * q * b);

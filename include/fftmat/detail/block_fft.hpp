@@ -1,5 +1,5 @@
 #pragma once
-// Batched real FFTs of vectors cut into blocks of length b (DESIGN.md section 2).
+// Batched real FFTs of vectors cut into blocks of length b (docs/design.md, Architecture).
 //
 // A batch of T vectors of length `dim` (column-major, column stride `ld`) is cut into
 // `blocks = ceil(dim / b)` blocks each; a short last block is zero-padded. Their half spectra are
