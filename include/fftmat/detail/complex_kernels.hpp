@@ -43,6 +43,7 @@
 // dense reference.
 
 #include <fftmat/detail/huge_page_array.hpp>
+#include <fftmat/detail/panel.hpp>
 #include <fftmat/detail/parallel.hpp>
 #include <fftmat/kernel_isa.hpp>
 
@@ -54,16 +55,7 @@
 #include <type_traits>
 #include <vector>
 
-#ifndef FFTMAT_PREFETCH_LINES
-#define FFTMAT_PREFETCH_LINES 16
-#endif
-
 namespace fftmat::detail {
-
-/// Rows per packed panel: one AVX2 vector of floats (a complex column is one AVX-512 vector).
-inline constexpr Eigen::Index kPanelRows = 8;
-/// Software prefetch distance of the one-token kernels, in bytes of the panel stream.
-inline constexpr Eigen::Index kPrefetchBytes = FFTMAT_PREFETCH_LINES * 64;
 /// A multiple of every kernel set's token tile (6 and 12 tokens).
 inline constexpr Eigen::Index kTokenTileMultiple = 12;
 
