@@ -208,15 +208,28 @@ TEST_CASE("degenerate calibration data") {
   }
 }
 
+// Whether a sanitizer's allocator replaces malloc (GCC defines __SANITIZE_*__, clang __has_feature).
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define FFTMAT_TEST_SANITIZED_ALLOCATOR 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define FFTMAT_TEST_SANITIZED_ALLOCATOR 1
+#endif
+#endif
+#ifndef FFTMAT_TEST_SANITIZED_ALLOCATOR
+#define FFTMAT_TEST_SANITIZED_ALLOCATOR 0
+#endif
+
 TEST_CASE("calibrator: huge shapes are refused with their sizes, not a bare bad_alloc") {
   // q = 2^30 block columns of b = 2: the Gram matrices need 2 x 2^60 x 16 bytes, past an Index.
   CHECK_THROWS_WITH_AS(Calibrator<double>(2, 1LL << 31, 2),
                        "Calibrator: Gram matrices' bytes, bins x q x q x 16: 2 x 1073741824 x 1073741824 x 16 "
                        "exceeds 9223372036854775807",
                        invalid_argument);
-  // q = 2^26: 2 x 2^52 x 16 bytes fit an Index, but no machine allocates them. (AddressSanitizer
-  // aborts on such a request instead of throwing std::bad_alloc unless allocator_may_return_null=1.)
-#if !defined(__SANITIZE_ADDRESS__)
+  // q = 2^26: 2 x 2^52 x 16 bytes fit an Index, but no machine allocates them. (Address- and
+  // ThreadSanitizer abort on such a request instead of throwing std::bad_alloc unless
+  // allocator_may_return_null=1.)
+#if !FFTMAT_TEST_SANITIZED_ALLOCATOR
   try {
     Calibrator<double> calibrator(2, 1LL << 27, 2);
     FAIL("expected an out-of-memory error");
