@@ -3,7 +3,9 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
+#include <cstdint>
 #include <ctime>
+#include <functional>
 #include <sstream>
 
 #include "error.hpp"
@@ -18,10 +20,6 @@ std::string format(const char* pattern, double value) {
   return text;
 }
 
-std::string with_error(const MeanWithError& value, const char* pattern) {
-  return format(pattern, value.mean) + " ± " + format(pattern, value.standard_error);
-}
-
 std::string calibrated_column(Projection projection) {
   switch (projection) {
     case Projection::calibrated: return "Yes";
@@ -31,10 +29,12 @@ std::string calibrated_column(Projection projection) {
   }
 }
 
-std::string block_column(const RowResult& row) {
-  const Projection p = row.settings.projection;
-  return p == Projection::dense || p == Projection::zero ? "-" : std::to_string(row.settings.block_size);
+/// Dense and zeroed MLPs have no block size.
+bool has_block_size(const RowResult& r) {
+  return r.settings.projection != Projection::dense && r.settings.projection != Projection::zero;
 }
+
+std::string block_column(const RowResult& row) { return has_block_size(row) ? std::to_string(row.settings.block_size) : "-"; }
 
 /// A CSV field quoted as RFC 4180 has it: in double quotes, each double quote doubled.
 std::string csv_field(const std::string& text) {
@@ -48,6 +48,158 @@ std::string layers_column(const RowResult& row) {
   return count == 0 ? "0" : std::to_string(count) + " (" + format_layers(row.settings.layers) + ")";
 }
 
+using Getter = std::function<nlohmann::json(const RowResult&)>;
+
+/// A value of a result row as results.csv and results.json hold it: `csv` names the CSV column
+/// (empty: JSON only, for arrays), `json` the member as a JSON pointer ("/stderr/kl").
+struct DataField {
+  std::string csv, json;
+  Getter value;  // null: no value (an empty CSV field, JSON null)
+};
+
+/// One column of the result schema: its markdown heading and cell (no heading: not in the
+/// markdown table) and the data fields it stands for. The three writers read this one list, so a
+/// metric is added in one place.
+struct Column {
+  std::string heading;
+  std::function<std::string(const RowResult&)> cell;
+  std::vector<DataField> data;
+};
+
+/// A column of data only (CSV and JSON, not markdown).
+Column data_only(const std::string& key, Getter value) { return {"", nullptr, {{key, "/" + key, std::move(value)}}}; }
+
+/// A column whose markdown cell is `pattern` applied to the value.
+Column number(const std::string& heading, const char* pattern, const std::string& key,
+              std::function<double(const RowResult&)> value) {
+  return {heading, [=](const RowResult& r) { return format(pattern, value(r)); },
+          {{key, "/" + key, [=](const RowResult& r) { return nlohmann::json(value(r)); }}}};
+}
+
+/// A mean over prompts with its standard error: CSV KEY and KEY_stderr, JSON KEY and
+/// stderr/KEY; the markdown cell is "mean ± error", or the mean alone when `show_error` is false.
+Column with_error(const std::string& heading, const char* pattern, const std::string& key,
+                  MeanWithError RowResult::*member, bool show_error = true) {
+  return {heading,
+          [=](const RowResult& r) {
+            return show_error ? format(pattern, (r.*member).mean) + " ± " + format(pattern, (r.*member).standard_error)
+                              : format(pattern, (r.*member).mean);
+          },
+          {{key, "/" + key, [=](const RowResult& r) { return nlohmann::json((r.*member).mean); }},
+           {key + "_stderr", "/stderr/" + key,
+            [=](const RowResult& r) { return nlohmann::json((r.*member).standard_error); }}}};
+}
+
+/// A throughput: markdown "mean ± stddev", data PREFIX_tokens_per_s and PREFIX_stddev.
+Column rate(const std::string& heading, const char* pattern, const std::string& prefix, Rate SpeedMeasurement::*member) {
+  return {heading,
+          [=](const RowResult& r) {
+            return format(pattern, (r.speed.*member).mean) + " ± " + format(pattern, (r.speed.*member).stddev);
+          },
+          {{prefix + "_tokens_per_s", "/" + prefix + "_tokens_per_s",
+            [=](const RowResult& r) { return nlohmann::json((r.speed.*member).mean); }},
+           {prefix + "_stddev", "/" + prefix + "_stddev",
+            [=](const RowResult& r) { return nlohmann::json((r.speed.*member).stddev); }}}};
+}
+
+/// The result schema: the markdown table's columns in their order (the study's first), with the
+/// data-only fields beside the column they belong to.
+const std::vector<Column>& schema() {
+  static const std::vector<Column> columns = [] {
+    std::vector<Column> c;
+    c.push_back({"Configuration", [](const RowResult& r) { return r.name; },
+                 {{"name", "/name", [](const RowResult& r) { return nlohmann::json(r.name); }}}});
+    c.push_back({"Layers", layers_column,
+                 {{"layers", "/layers", [](const RowResult& r) { return nlohmann::json(format_layers(r.settings.layers)); }},
+                  {"", "/layer_list", [](const RowResult& r) { return nlohmann::json(r.settings.layers); }}}});
+    c.push_back({"Block Size", block_column,
+                 {{"block_size", "/block_size", [](const RowResult& r) {
+                     return has_block_size(r) ? nlohmann::json(r.settings.block_size) : nlohmann::json();
+                   }}}});
+    c.push_back({"Calibrated", [](const RowResult& r) { return calibrated_column(r.settings.projection); }, {}});
+    c.push_back(with_error("Cosine Sim", "%.3f", "cosine", &RowResult::cosine));
+    c.push_back(with_error("KL Div", "%.3f", "kl", &RowResult::kl));
+    c.push_back(with_error("Top-1 Acc", "%.3f", "top1", &RowResult::top1, false));
+    c.push_back(with_error("Top-5 Overlap", "%.3f", "top5_overlap", &RowResult::top5_overlap, false));
+    c.push_back({"Tokens/s", [](const RowResult& r) { return format("%.0f", r.speed.decode.mean); }, {}});
+    c.push_back({"Projection", [](const RowResult& r) { return std::string(projection_name(r.settings.projection)); },
+                 {{"projection", "/projection",
+                   [](const RowResult& r) { return nlohmann::json(projection_name(r.settings.projection)); }}}});
+    c.push_back(data_only("damping", [](const RowResult& r) { return nlohmann::json(r.settings.damping); }));
+    c.push_back(data_only("spectra", [](const RowResult& r) {
+      return nlohmann::json(r.settings.spectra == fftmat::SpectrumPrecision::bfloat16 ? "bfloat16" : "full");
+    }));
+    c.push_back(with_error("KL (all positions)", "%.3f", "kl_all_positions", &RowResult::kl_all_positions));
+    c.push_back(with_error("Top-1 (all positions)", "%.3f", "top1_all_positions", &RowResult::top1_all_positions, false));
+    c.push_back(data_only("perplexity_teacher", [](const RowResult& r) { return nlohmann::json(r.perplexity_teacher); }));
+    c.push_back(number("Perplexity", "%.2f", "perplexity_student", [](const RowResult& r) { return r.perplexity_student; }));
+    c.push_back(rate("Prefill tok/s", "%.0f", "prefill", &SpeedMeasurement::prefill));
+    c.push_back(rate("Decode tok/s", "%.1f", "decode", &SpeedMeasurement::decode));
+    c.push_back(data_only("mlp_share_prefill", [](const RowResult& r) { return nlohmann::json(r.mlp_share_prefill); }));
+    c.push_back({"MLP share of decode", [](const RowResult& r) { return format("%.0f%%", 100 * r.mlp_share_decode); },
+                 {{"mlp_share_decode", "/mlp_share_decode",
+                   [](const RowResult& r) { return nlohmann::json(r.mlp_share_decode); }}}});
+    c.push_back({"MLP bytes/token", [](const RowResult& r) { return format("%.3g", double(r.mlp_parameter_bytes)); },
+                 {{"mlp_parameter_bytes", "/mlp_parameter_bytes",
+                   [](const RowResult& r) { return nlohmann::json(r.mlp_parameter_bytes); }}}});
+    c.push_back(data_only("patch_seconds", [](const RowResult& r) { return nlohmann::json(r.patch_seconds); }));
+    c.push_back({"", nullptr, {{"", "/prompts", [](const RowResult& r) {
+                   nlohmann::json prompts = nlohmann::json::array();
+                   for (const PromptMetrics& m : r.per_prompt) {
+                     prompts.push_back({{"tokens", m.tokens}, {"cosine", m.cosine}, {"kl", m.kl}, {"top1", m.top1},
+                                        {"top5_overlap", m.top5_overlap}, {"kl_all_positions", m.kl_all_positions},
+                                        {"top1_all_positions", m.top1_all_positions}});
+                   }
+                   return prompts;
+                 }}}});
+    return c;
+  }();
+  return columns;
+}
+
+/// A JSON scalar as a CSV field: numbers as an ostream prints them (6 significant digits), text
+/// quoted, null empty.
+std::string csv_value(const nlohmann::json& value) {
+  std::ostringstream out;
+  if (value.is_string()) return csv_field(value.get<std::string>());
+  if (value.is_number_float()) out << value.get<double>();
+  else if (value.is_number_unsigned()) out << value.get<std::uint64_t>();
+  else if (value.is_number_integer()) out << value.get<std::int64_t>();
+  return out.str();
+}
+
+std::string csv_table(const std::vector<RowResult>& rows) {
+  std::ostringstream csv;
+  const char* separator = "";
+  for (const Column& column : schema()) {
+    for (const DataField& field : column.data) {
+      if (field.csv.empty()) continue;
+      csv << separator << field.csv;
+      separator = ",";
+    }
+  }
+  csv << '\n';
+  for (const RowResult& r : rows) {
+    separator = "";
+    for (const Column& column : schema()) {
+      for (const DataField& field : column.data) {
+        if (field.csv.empty()) continue;
+        csv << separator << csv_value(field.value(r));
+        separator = ",";
+      }
+    }
+    csv << '\n';
+  }
+  return csv.str();
+}
+
+nlohmann::json json_row(const RowResult& r) {
+  nlohmann::json row = nlohmann::json::object();
+  for (const Column& column : schema()) {
+    for (const DataField& field : column.data) row[nlohmann::json::json_pointer(field.json)] = field.value(r);
+  }
+  return row;
+}
 
 }  // namespace
 
@@ -115,21 +267,18 @@ std::vector<GridRow> parse_grid(const std::string& text, const std::string& sour
 
 std::string markdown_table(const std::vector<RowResult>& rows) {
   std::ostringstream md;
-  md << "| Configuration | Layers | Block Size | Calibrated | Cosine Sim | KL Div | Top-1 Acc | Top-5 Overlap | "
-        "Tokens/s | Projection | KL (all positions) | Top-1 (all positions) | Perplexity | Prefill tok/s | "
-        "Decode tok/s | MLP share of decode | MLP bytes/token |\n"
-     << "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+  std::string rule;
+  for (const Column& column : schema()) {
+    if (column.heading.empty()) continue;
+    md << "| " << column.heading << " ";
+    rule += "|---";
+  }
+  md << "|\n" << rule << "|\n";
   for (const RowResult& r : rows) {
-    md << "| " << r.name << " | " << layers_column(r) << " | " << block_column(r) << " | "
-       << calibrated_column(r.settings.projection) << " | " << with_error(r.cosine, "%.3f") << " | "
-       << with_error(r.kl, "%.3f") << " | " << format("%.3f", r.top1.mean) << " | "
-       << format("%.3f", r.top5_overlap.mean) << " | " << format("%.0f", r.speed.decode.mean) << " | "
-       << projection_name(r.settings.projection) << " | " << with_error(r.kl_all_positions, "%.3f") << " | "
-       << format("%.3f", r.top1_all_positions.mean) << " | " << format("%.2f", r.perplexity_student) << " | "
-       << format("%.0f", r.speed.prefill.mean) << " ± " << format("%.0f", r.speed.prefill.stddev) << " | "
-       << format("%.1f", r.speed.decode.mean) << " ± " << format("%.1f", r.speed.decode.stddev) << " | "
-       << format("%.0f%%", 100 * r.mlp_share_decode) << " | " << format("%.3g", double(r.mlp_parameter_bytes))
-       << " |\n";
+    for (const Column& column : schema()) {
+      if (!column.heading.empty()) md << "| " << column.cell(r) << " ";
+    }
+    md << "|\n";
   }
   return md.str();
 }
@@ -157,58 +306,8 @@ void write_report(const std::filesystem::path& directory, const std::vector<RowR
      << " runs, the MLPs' share of decode time (1 - t_without_MLPs / t) and the bytes the MLPs read per token.\n\n"
      << markdown_table(rows);
 
-  std::ostringstream csv;
-  csv << "name,layers,block_size,projection,cosine,cosine_stderr,kl,kl_stderr,top1,top5_overlap,"
-         "kl_all_positions,top1_all_positions,perplexity_teacher,perplexity_student,prefill_tokens_per_s,"
-         "prefill_stddev,decode_tokens_per_s,decode_stddev,mlp_share_prefill,mlp_share_decode,"
-         "mlp_parameter_bytes,patch_seconds\n";
-  for (const RowResult& r : rows) {
-    csv << csv_field(r.name) << ',' << csv_field(format_layers(r.settings.layers)) << ',' << r.settings.block_size << ','
-        << projection_name(r.settings.projection) << ',' << r.cosine.mean << ',' << r.cosine.standard_error << ','
-        << r.kl.mean << ',' << r.kl.standard_error << ',' << r.top1.mean << ',' << r.top5_overlap.mean << ','
-        << r.kl_all_positions.mean << ',' << r.top1_all_positions.mean << ',' << r.perplexity_teacher << ','
-        << r.perplexity_student << ',' << r.speed.prefill.mean << ',' << r.speed.prefill.stddev << ','
-        << r.speed.decode.mean << ',' << r.speed.decode.stddev << ',' << r.mlp_share_prefill << ','
-        << r.mlp_share_decode << ',' << r.mlp_parameter_bytes << ',' << r.patch_seconds << '\n';
-  }
-
   nlohmann::json json_rows = nlohmann::json::array();
-  for (const RowResult& r : rows) {
-    nlohmann::json prompts = nlohmann::json::array();
-    for (const PromptMetrics& m : r.per_prompt) {
-      prompts.push_back({{"tokens", m.tokens}, {"cosine", m.cosine}, {"kl", m.kl}, {"top1", m.top1},
-                         {"top5_overlap", m.top5_overlap}, {"kl_all_positions", m.kl_all_positions},
-                         {"top1_all_positions", m.top1_all_positions}});
-    }
-    json_rows.push_back({{"name", r.name},
-                         {"layers", format_layers(r.settings.layers)},
-                         {"layer_list", r.settings.layers},
-                         {"block_size", r.settings.block_size},
-                         {"projection", projection_name(r.settings.projection)},
-                         {"damping", r.settings.damping},
-                         {"spectra", r.settings.spectra == fftmat::SpectrumPrecision::bfloat16 ? "bfloat16" : "full"},
-                         {"cosine", r.cosine.mean},
-                         {"kl", r.kl.mean},
-                         {"top1", r.top1.mean},
-                         {"top5_overlap", r.top5_overlap.mean},
-                         {"kl_all_positions", r.kl_all_positions.mean},
-                         {"top1_all_positions", r.top1_all_positions.mean},
-                         {"stderr", {{"cosine", r.cosine.standard_error}, {"kl", r.kl.standard_error},
-                                     {"top1", r.top1.standard_error}, {"top5_overlap", r.top5_overlap.standard_error},
-                                     {"kl_all_positions", r.kl_all_positions.standard_error},
-                                     {"top1_all_positions", r.top1_all_positions.standard_error}}},
-                         {"perplexity_teacher", r.perplexity_teacher},
-                         {"perplexity_student", r.perplexity_student},
-                         {"prefill_tokens_per_s", r.speed.prefill.mean},
-                         {"prefill_stddev", r.speed.prefill.stddev},
-                         {"decode_tokens_per_s", r.speed.decode.mean},
-                         {"decode_stddev", r.speed.decode.stddev},
-                         {"mlp_share_prefill", r.mlp_share_prefill},
-                         {"mlp_share_decode", r.mlp_share_decode},
-                         {"mlp_parameter_bytes", r.mlp_parameter_bytes},
-                         {"patch_seconds", r.patch_seconds},
-                         {"prompts", prompts}});
-  }
+  for (const RowResult& r : rows) json_rows.push_back(json_row(r));
   const nlohmann::json document = {
       {"model", settings.model.string()},
       {"config", {{"hidden_size", config.hidden_size}, {"intermediate_size", config.intermediate_size},
@@ -221,7 +320,7 @@ void write_report(const std::filesystem::path& directory, const std::vector<RowR
                  {"generated_tokens", settings.speed.generated_tokens},
                  {"repetitions", settings.speed.repetitions}}},
       {"rows", json_rows}};
-  const std::string markdown = md.str(), table = csv.str(), json = document.dump(2) + "\n";
+  const std::string markdown = md.str(), table = csv_table(rows), json = document.dump(2) + "\n";
   write_files_atomically({{directory / "report.md", markdown}, {directory / "results.csv", table},
                           {directory / "results.json", json}});
 }
