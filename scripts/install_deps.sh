@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what fftmat needs on Debian 12 (only what is missing), then returns.
 #   scripts/install_deps.sh           build + test dependencies (Debian packages)
-#   scripts/install_deps.sh --python  also a project virtualenv (.venv) with the plotting packages
+#   scripts/install_deps.sh --python  also a project virtualenv (.venv) with the plotting and tokenizer packages
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,5 +27,6 @@ if ((want_python)); then
   if [[ ! -x .venv/bin/python ]]; then
     python3 -m venv .venv
   fi
-  .venv/bin/python -m pip install -q --disable-pip-version-check -r scripts/requirements-plots.txt
+  .venv/bin/python -m pip install -q --disable-pip-version-check -r scripts/requirements-plots.txt \
+      -r scripts/requirements-tokenize.txt
 fi

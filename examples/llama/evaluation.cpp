@@ -17,6 +17,7 @@
 #include "error.hpp"
 #include "finite.hpp"
 #include "output_file.hpp"
+#include "token_input.hpp"
 
 namespace llama {
 namespace {
@@ -163,14 +164,9 @@ void require_utf8_text(const std::string& text, const std::filesystem::path& pat
   }
 }
 
-std::vector<std::vector<int>> encode_prompts(const Tokenizer& tokenizer, const std::vector<std::string>& lines,
-                                             int max_len) {
-  std::vector<std::vector<int>> prompts;
-  for (const std::string& line : lines) {
-    std::vector<int> ids = tokenizer.encode(line);
-    if (static_cast<int>(ids.size()) > max_len) ids.resize(static_cast<std::size_t>(max_len));
-    prompts.push_back(std::move(ids));
-  }
+/// Each prompt cut to `max_len` tokens.
+std::vector<std::vector<int>> cut(std::vector<std::vector<int>> prompts, int max_len) {
+  for (auto& ids : prompts) ids.resize(std::min(ids.size(), std::size_t(max_len)));
   return prompts;
 }
 
@@ -232,9 +228,14 @@ void check_speed_lengths(const BenchSettings& speed, const LlamaConfig& config, 
         " decoded tokens exceed the model's context of ", context, " positions (max_position_embeddings)");
 }
 
-std::vector<std::string> read_prompt_file(const std::filesystem::path& path) {
-  const std::string text = read_text_file(path, 100u << 20);
+std::string read_text_input(const std::filesystem::path& path) {
+  std::string text = read_text_file(path, 100u << 20);
   require_utf8_text(text, path);
+  return text;
+}
+
+std::vector<std::string> read_prompt_file(const std::filesystem::path& path) {
+  const std::string text = read_text_input(path);
   std::vector<std::string> lines;
   std::istringstream stream(text);
   std::string line;
@@ -252,33 +253,40 @@ Evaluator::Evaluator(const EvalSettings& settings, Progress progress)
       progress_(std::move(progress)),
       checkpoint_(std::make_shared<const Checkpoint>(settings.model)),
       teacher_(checkpoint_) {
-  check(settings.max_len >= 2 && settings.max_len <= config().max_position_embeddings, "--max-len ",
-        settings.max_len, " must be between 2 and the model's max_position_embeddings ",
+  // 4: a held-out chunk of max_len tokens must have a second half to score (perplexity_chunks).
+  check(settings.max_len >= 4 && settings.max_len <= config().max_position_embeddings, "--max-len ",
+        settings.max_len, " must be between 4 and the model's max_position_embeddings ",
         config().max_position_embeddings);
-  const Tokenizer tokenizer(settings.model / "tokenizer.model");
-  check(tokenizer.vocab_size() <= config().vocab_size, "tokenizer has ", tokenizer.vocab_size(),
-        " pieces but the model's vocab_size is ", config().vocab_size);
-  prompts_ = encode_prompts(tokenizer, read_prompt_file(settings.prompts), settings.max_len);
-  calibration_ = encode_prompts(tokenizer, read_prompt_file(settings.calibration), settings.max_len);
+  const TokenInput input(settings.model, settings.ids_input, config());
+  prompts_ = cut(input.lines(settings.prompts), settings.max_len);
+  calibration_ = cut(input.lines(settings.calibration), settings.max_len);
 
   // Perplexity windows: BOS followed by max_len - 1 consecutive tokens of the held-out text.
-  const std::string heldout = read_text_file(settings.heldout, 100u << 20);
-  require_utf8_text(heldout, settings.heldout);
-  std::vector<int> ids = tokenizer.encode(heldout);
+  const std::vector<int> ids = input.whole(settings.heldout);
   const std::size_t body = static_cast<std::size_t>(settings.max_len - 1);
   for (std::size_t start = 1; start + body <= ids.size() && int(heldout_windows_.size()) < settings.perplexity_windows;
        start += body) {
-    std::vector<int> window{tokenizer.bos_id()};
+    std::vector<int> window{input.bos_id()};
     window.insert(window.end(), ids.begin() + static_cast<std::ptrdiff_t>(start),
                   ids.begin() + static_cast<std::ptrdiff_t>(start + body));
     heldout_windows_.push_back(std::move(window));
   }
   check(!heldout_windows_.empty(), "held-out text ", settings.heldout.string(), " is shorter than one window of ",
         settings.max_len, " tokens");
+  heldout_chunks_ =
+      perplexity_chunks(ids, settings.max_len, input.bos_id(), settings.heldout_chunks, settings.heldout.string());
 
   load_or_compute_teacher_logits();
   progress_("teacher perplexity on " + std::to_string(heldout_windows_.size()) + " held-out windows");
   teacher_perplexity_ = perplexity(teacher_);
+  const std::size_t vocab = std::size_t(config().vocab_size), first = std::size_t(first_scored_position(settings.max_len));
+  for (std::size_t k = 0; k < heldout_chunks_.size(); ++k) {
+    progress_("teacher logits, held-out chunk " + std::to_string(k + 1) + "/" + std::to_string(heldout_chunks_.size()));
+    KvCache kv = teacher_.make_cache(settings.max_len);
+    const std::vector<float> logits = teacher_.forward(heldout_chunks_[k], kv, Logits::all);
+    teacher_heldout_logits_.emplace_back(logits.begin() + std::ptrdiff_t(first * vocab),
+                                         logits.end() - std::ptrdiff_t(vocab));
+  }
 
   // The same model without any MLP: what is left of the time is everything but the MLPs.
   Model without_mlp(checkpoint_);
@@ -376,6 +384,19 @@ double Evaluator::perplexity(Model& model) const {
   return std::exp(nll / double(count));
 }
 
+PerplexityStatistics Evaluator::heldout_statistics(Model& student) const {
+  const int first = first_scored_position(settings_.max_len);
+  PerplexityAccumulator accumulator;
+  for (std::size_t k = 0; k < heldout_chunks_.size(); ++k) {
+    KvCache kv = student.make_cache(settings_.max_len);
+    const std::vector<float> logits = student.forward(heldout_chunks_[k], kv, Logits::all);
+    accumulator.add(teacher_heldout_logits_[k].data(), logits.data() + std::size_t(first) * std::size_t(config().vocab_size),
+                    heldout_chunks_[k].data() + first + 1, std::size_t(settings_.max_len - 1 - first),
+                    config().vocab_size, "held-out chunk " + std::to_string(k + 1) + " of " + settings_.heldout.string());
+  }
+  return accumulator.statistics();
+}
+
 RowResult Evaluator::evaluate(const std::string& name, const PatchSettings& patch) {
   RowResult row;
   row.name = name;
@@ -415,6 +436,8 @@ RowResult Evaluator::evaluate(const std::string& name, const PatchSettings& patc
   progress_("perplexity on held-out text");
   row.perplexity_teacher = teacher_perplexity_;
   row.perplexity_student = perplexity(student);
+  progress_("llama-perplexity statistics on " + std::to_string(heldout_chunks_.size()) + " held-out chunks");
+  row.heldout = heldout_statistics(student);
   progress_("timing prefill and decode");
   row.speed = measure_speed(student, settings_.speed);
   // Time per token t = 1 / rate; the MLPs' share is 1 - t_without_mlp / t.

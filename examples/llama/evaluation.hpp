@@ -2,8 +2,9 @@
 // Evaluation of a patched model (the student) against the original (the teacher), as the original
 // study did it (docs/evaluation.md) and beyond: per prompt, on the last position's logits, cosine similarity,
 // KL(teacher || student) in nats, top-1 agreement and top-5 overlap |intersection| / 5; plus KL and
-// top-1 agreement over every prompt position, perplexity of both models on held-out text, prefill
-// and decode tokens/s measured separately, and the MLPs' share of the time.
+// top-1 agreement over every prompt position, perplexity of both models on held-out text (also
+// llama-perplexity's statistics, perplexity.hpp), prefill and decode tokens/s measured separately,
+// and the MLPs' share of the time.
 
 #include <filesystem>
 #include <functional>
@@ -14,7 +15,7 @@
 #include "bench.hpp"
 #include "model.hpp"
 #include "patching.hpp"
-#include "tokenizer.hpp"
+#include "perplexity.hpp"
 
 namespace llama {
 
@@ -27,6 +28,8 @@ struct EvalSettings {
   int max_len = 256;                        // prompts and perplexity windows are cut to this many tokens
   int perplexity_windows = 4;               // windows of max_len tokens taken from the held-out text
   BenchSettings speed{128, 32, 3, false};   // pp / tg tokens, repetitions; no bandwidth measurement
+  bool ids_input = false;                   // the three files hold token ids (token_input.hpp)
+  int heldout_chunks = 0;                   // llama-perplexity chunks of max_len held-out tokens; 0: all
 };
 
 /// The study's metrics for one prompt, and ours over all positions.
@@ -45,6 +48,7 @@ struct RowResult {
   PatchSettings settings;
   MeanWithError cosine, kl, top1, top5_overlap, kl_all_positions, top1_all_positions;
   double perplexity_teacher = 0, perplexity_student = 0;
+  PerplexityStatistics heldout;                         // llama-perplexity's statistics on held-out text
   SpeedMeasurement speed;
   double mlp_share_prefill = 0, mlp_share_decode = 0;  // fraction of time spent in the MLPs
   std::size_t mlp_parameter_bytes = 0;                  // bytes the MLPs read per token
@@ -76,13 +80,18 @@ class Evaluator {
  private:
   void load_or_compute_teacher_logits();
   double perplexity(Model& model) const;
+  /// The student's llama-perplexity statistics against the teacher's held-out logits.
+  PerplexityStatistics heldout_statistics(Model& student) const;
 
   EvalSettings settings_;
   Progress progress_;
   std::shared_ptr<const Checkpoint> checkpoint_;
   Model teacher_;
-  std::vector<std::vector<int>> prompts_, calibration_, heldout_windows_;
+  std::vector<std::vector<int>> prompts_, calibration_, heldout_windows_, heldout_chunks_;
   std::vector<std::vector<float>> teacher_logits_;  // per prompt, T x vocab
+  // Per held-out chunk, the teacher's logits at its scored positions (max_len/2 .. max_len-2):
+  // (max_len - 1 - max_len/2) x vocab floats each, all that the statistics need of the teacher.
+  std::vector<std::vector<float>> teacher_heldout_logits_;
   double teacher_perplexity_ = 0;
   SpeedMeasurement without_mlp_speed_;              // all MLPs removed: the non-MLP time
 };
@@ -91,6 +100,9 @@ class Evaluator {
 /// model's context (max_position_embeddings); `prompt_flag` and `generated_flag` are their options.
 void check_speed_lengths(const BenchSettings& speed, const LlamaConfig& config, const std::string& prompt_flag,
                          const std::string& generated_flag);
+
+/// A text file (at most 100 MB) that must be UTF-8 text; errors name the file, line and byte.
+std::string read_text_input(const std::filesystem::path& path);
 
 /// Non-empty lines of a prompt file (at most 100,000 lines of 100 kB), which must be UTF-8 text;
 /// errors name the file and the line.

@@ -39,26 +39,14 @@ void add_common_options(CLI::App& command, CommonOptions& o) {
       ->capture_default_str()->check(CLI::Range(1, 1 << 20));
   command.add_option("-r,--repetitions", o.eval.speed.repetitions, "throughput repetitions after a warm-up")
       ->capture_default_str()->check(CLI::Range(1, 1000));
+  command.add_option("--heldout-chunks", o.eval.heldout_chunks,
+                     "chunks of max-len tokens of the held-out text for the llama-perplexity columns (PPL(Q), "
+                     "PPL(base), KLD, Δp, same top p; default: all that fit)")
+      ->check(CLI::Range(1, 1 << 30));
+  add_ids_input_option(command, o.eval.ids_input);
   add_threads_option(command, o.threads);
   command.add_option("--cache-dir", o.eval.cache_dir,
                      "where the teacher's logits are cached (default: OUT/cache, or ./fftmat-cache for eval)");
-}
-
-/// Status lines on stderr: rewritten in place on a terminal, one per line in a log.
-std::function<void(const std::string&)> progress_printer(std::shared_ptr<std::string> prefix) {
-  const bool terminal = isatty(STDERR_FILENO) != 0;
-  return [prefix, terminal](const std::string& message) {
-    if (terminal) {
-      std::fprintf(stderr, "\r\033[K%s%s", prefix->c_str(), message.c_str());
-    } else {
-      std::fprintf(stderr, "%s%s\n", prefix->c_str(), message.c_str());
-    }
-    std::fflush(stderr);
-  };
-}
-
-void finish_progress_line() {
-  if (isatty(STDERR_FILENO) != 0) std::fprintf(stderr, "\r\033[K");
 }
 
 /// What eval and sweep check before any long work: the output and cache directories can be
@@ -69,20 +57,13 @@ void check_before_work(const EvalSettings& settings, const std::filesystem::path
   require_writable_directory(settings.cache_dir, "teacher cache directory (--cache-dir)");
 }
 
-void run_eval(const CommonOptions& o, const std::string& layers, int block, const std::string& projection,
-              double damping, const std::string& spectra) {
+void run_eval(const CommonOptions& o, const PatchOptions& patch_options) {
   EvalSettings settings = o.eval;
   if (settings.cache_dir.empty()) settings.cache_dir = o.out.empty() ? "fftmat-cache" : o.out / "cache";
   // Everything the command line says is checked against the model before the long work starts.
   const LlamaConfig config = load_llama_config(settings.model / "config.json");
   check_before_work(settings, o.out, config);
-  PatchSettings patch;
-  patch.layers = parse_layers(layers, config.num_hidden_layers);
-  patch.block_size = block;
-  patch.projection = parse_projection(projection);
-  patch.damping = damping;
-  patch.spectra = spectra == "bfloat16" ? fftmat::SpectrumPrecision::bfloat16 : fftmat::SpectrumPrecision::full;
-  check_patch_settings(patch, config);
+  const PatchSettings patch = patch_settings(patch_options, config);
 
   auto prefix = std::make_shared<std::string>("");
   Evaluator evaluator(settings, progress_printer(prefix));
@@ -91,7 +72,7 @@ void run_eval(const CommonOptions& o, const std::string& layers, int block, cons
   rows.push_back(evaluator.evaluate("Original (baseline)", PatchSettings{}));
   *prefix = "[patched] ";
   const std::string suffix = patch.spectra == fftmat::SpectrumPrecision::bfloat16 ? " (bfloat16 spectra)" : "";
-  rows.push_back(evaluator.evaluate(format_layers(patch.layers) + " " + projection + suffix, patch));
+  rows.push_back(evaluator.evaluate(format_layers(patch.layers) + " " + projection_name(patch.projection) + suffix, patch));
   finish_progress_line();
   std::cout << markdown_table(rows);
   if (!o.out.empty()) {
@@ -124,13 +105,60 @@ void run_sweep(const CommonOptions& o, const std::filesystem::path& grid_file) {
 
 }  // namespace
 
+std::function<void(const std::string&)> progress_printer(std::shared_ptr<std::string> prefix) {
+  const bool terminal = isatty(STDERR_FILENO) != 0;
+  return [prefix, terminal](const std::string& message) {
+    if (terminal) {
+      std::fprintf(stderr, "\r\033[K%s%s", prefix->c_str(), message.c_str());
+    } else {
+      std::fprintf(stderr, "%s%s\n", prefix->c_str(), message.c_str());
+    }
+    std::fflush(stderr);
+  };
+}
+
+void finish_progress_line() {
+  if (isatty(STDERR_FILENO) != 0) std::fprintf(stderr, "\r\033[K");
+}
+
+std::vector<CLI::Option*> add_patch_options(CLI::App& command, PatchOptions& o) {
+  return {
+      command.add_option("--layers", o.layers, "layers to patch: 0, 0-3, 0,5,9 or all")->capture_default_str(),
+      command.add_option("--block", o.block, "block size b (must divide hidden and intermediate sizes)")
+          ->capture_default_str(),
+      command.add_option("--projection", o.projection,
+                         "frobenius (nearest in Frobenius norm), calibrated (closed-form fit on the teacher's "
+                         "activations), sequential (layer by layer on the patched student's inputs), zero (MLP removed)")
+          ->capture_default_str(),
+      command.add_option("--damping", o.damping, "calibration damping, relative to trace(G_f)/q per frequency bin")
+          ->capture_default_str(),
+      command.add_option("--spectra", o.spectra,
+                         "precision of the spectra that block-circulant products read: full (float) or bfloat16 (half "
+                         "the bytes; projections with fewer than 8 block rows keep float)")
+          ->capture_default_str()
+          ->check(CLI::IsMember({"full", "bfloat16"}))};
+}
+
+PatchSettings patch_settings(const PatchOptions& o, const LlamaConfig& config) {
+  PatchSettings patch;
+  patch.layers = parse_layers(o.layers, config.num_hidden_layers);
+  patch.block_size = o.block;
+  patch.projection = parse_projection(o.projection);
+  patch.damping = o.damping;
+  patch.spectra = o.spectra == "bfloat16" ? fftmat::SpectrumPrecision::bfloat16 : fftmat::SpectrumPrecision::full;
+  check_patch_settings(patch, config);
+  return patch;
+}
+
+void add_ids_input_option(CLI::App& command, bool& ids_input) {
+  command.add_flag("--ids-input", ids_input,
+                   "the text inputs are files of token ids (one sequence per line, comma-separated, BOS included; "
+                   "tools/tokenize_hf.py writes them from a tokenizer.json), for models without tokenizer.model");
+}
+
 std::function<void()> add_evaluation_commands(CLI::App& app) {
   auto common = std::make_shared<CommonOptions>();
-  auto layers = std::make_shared<std::string>("0");
-  auto block = std::make_shared<int>(64);
-  auto projection = std::make_shared<std::string>("calibrated");
-  auto damping = std::make_shared<double>(1e-2);
-  auto spectra = std::make_shared<std::string>("full");
+  auto patch = std::make_shared<PatchOptions>();
   auto grid = std::make_shared<std::filesystem::path>();
 
   CLI::App* eval = app.add_subcommand(
@@ -138,20 +166,7 @@ std::function<void()> add_evaluation_commands(CLI::App& app) {
               "(student) with the original (teacher): cosine, KL, top-1, top-5 of last-token logits, KL and "
               "top-1 over all positions, perplexity on held-out text, prefill and decode tokens/s");
   add_common_options(*eval, *common);
-  eval->add_option("--layers", *layers, "layers to patch: 0, 0-3, 0,5,9 or all")->capture_default_str();
-  eval->add_option("--block", *block, "block size b (must divide hidden and intermediate sizes)")
-      ->capture_default_str();
-  eval->add_option("--projection", *projection,
-                   "frobenius (nearest in Frobenius norm), calibrated (closed-form fit on the teacher's "
-                   "activations), sequential (layer by layer on the patched student's inputs), zero (MLP removed)")
-      ->capture_default_str();
-  eval->add_option("--damping", *damping, "calibration damping, relative to trace(G_f)/q per frequency bin")
-      ->capture_default_str();
-  eval->add_option("--spectra", *spectra,
-                   "precision of the spectra that block-circulant products read: full (float) or bfloat16 (half "
-                   "the bytes; projections with fewer than 8 block rows keep float)")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"full", "bfloat16"}));
+  add_patch_options(*eval, *patch);
   eval->add_option("--out", common->out, "also write report.md, results.csv and results.json here");
 
   CLI::App* sweep = app.add_subcommand(
@@ -164,7 +179,7 @@ std::function<void()> add_evaluation_commands(CLI::App& app) {
   return [=] {
     if (!*eval && !*sweep) return;
     use_threads(common->threads);
-    if (*eval) run_eval(*common, *layers, *block, *projection, *damping, *spectra);
+    if (*eval) run_eval(*common, *patch);
     if (*sweep) run_sweep(*common, *grid);
   };
 }

@@ -5,6 +5,7 @@
 //   fftmat-llama bench    --model DIR [-p 128] [-n 32] [-r 3]
 //   fftmat-llama eval     [--model DIR] --layers 0-3 --block 64 --projection sequential [--out DIR]
 //   fftmat-llama sweep    [--model DIR] [--grid FILE] --out DIR
+//   fftmat-llama perplexity --model DIR [--student DIR | --layers 0 --block 64 ...] --file TEXT --ctx 512
 
 #include <CLI/CLI.hpp>
 
@@ -26,6 +27,7 @@
 #include "finite.hpp"
 #include "model.hpp"
 #include "npy.hpp"
+#include "perplexity_command.hpp"
 #include "threads.hpp"
 #include "tokenizer.hpp"
 
@@ -196,6 +198,7 @@ int main(int argc, char** argv) {
   bench->add_flag("--no-bandwidth", options.no_bandwidth, "Skip the memory-bandwidth measurement");
 
   const auto run_evaluation = llama::add_evaluation_commands(app);  // eval and sweep
+  const auto run_perplexity = llama::add_perplexity_command(app);
 
   CLI11_PARSE(app, argc, argv);
   try {
@@ -205,6 +208,7 @@ int main(int argc, char** argv) {
     if (*generate) run_generate(options);
     if (*bench) run_bench(options);
     run_evaluation();
+    run_perplexity();
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << '\n';
     return 1;

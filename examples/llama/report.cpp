@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdint>
 #include <ctime>
@@ -102,6 +103,41 @@ Column rate(const std::string& heading, const char* pattern, const std::string& 
             [=](const RowResult& r) { return nlohmann::json((r.speed.*member).stddev); }}}};
 }
 
+std::string percent(double fraction) { return format("%.2f%%", 100 * fraction); }
+
+/// llama-perplexity's statistics on the held-out text (perplexity.hpp): a few in the markdown
+/// table, every one as data -- CSV heldout_ppl_q_value, heldout_kld_quantiles_99.9, ...; JSON the
+/// object PerplexityStatistics::to_json() under "heldout".
+void add_heldout_columns(std::vector<Column>& c) {
+  const auto error_cell = [](const char* pattern, ValueWithError PerplexityStatistics::*member) {
+    return [=](const RowResult& r) {
+      return format(pattern, (r.heldout.*member).value) + " ± " + format(pattern, (r.heldout.*member).standard_error);
+    };
+  };
+  c.push_back({"PPL(Q), llama.cpp chunks", error_cell("%.2f", &PerplexityStatistics::ppl_q), {}});
+  c.push_back({"PPL(base)", error_cell("%.2f", &PerplexityStatistics::ppl_base), {}});
+  c.push_back({"Mean KLD", error_cell("%.4f", &PerplexityStatistics::kld), {}});
+  c.push_back({"99% KLD", [](const RowResult& r) { return format("%.4f", r.heldout.kld_quantiles[2]); }, {}});
+  c.push_back({"Mean Δp", [](const RowResult& r) {
+                 return percent(r.heldout.delta_p.value) + " ± " + percent(r.heldout.delta_p.standard_error);
+               }, {}});
+  c.push_back({"RMS Δp", [](const RowResult& r) { return percent(r.heldout.delta_p_rms.value); }, {}});
+  c.push_back({"Same top p", [](const RowResult& r) {
+                 return percent(r.heldout.same_top.value) + " ± " + percent(r.heldout.same_top.standard_error);
+               }, {}});
+  static_assert(kKldQuantiles[2] == 0.99, "the 99% KLD column reads kld_quantiles[2]");
+  Column data{"", nullptr, {}};
+  const nlohmann::json fields = PerplexityStatistics{}.to_json().flatten();
+  for (const auto& [pointer, unused] : fields.items()) {
+    std::string csv = "heldout" + pointer;
+    std::replace(csv.begin(), csv.end(), '/', '_');
+    data.data.push_back({csv, "/heldout" + pointer, [pointer = pointer](const RowResult& r) {
+                           return r.heldout.to_json().at(nlohmann::json::json_pointer(pointer));
+                         }});
+  }
+  c.push_back(std::move(data));
+}
+
 /// The result schema: the markdown table's columns in their order (the study's first), with the
 /// data-only fields beside the column they belong to.
 const std::vector<Column>& schema() {
@@ -143,6 +179,7 @@ const std::vector<Column>& schema() {
                  {{"mlp_parameter_bytes", "/mlp_parameter_bytes",
                    [](const RowResult& r) { return nlohmann::json(r.mlp_parameter_bytes); }}}});
     c.push_back(data_only("patch_seconds", [](const RowResult& r) { return nlohmann::json(r.patch_seconds); }));
+    add_heldout_columns(c);
     c.push_back({"", nullptr, {{"", "/prompts", [](const RowResult& r) {
                    nlohmann::json prompts = nlohmann::json::array();
                    for (const PromptMetrics& m : r.per_prompt) {
