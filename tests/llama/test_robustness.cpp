@@ -14,6 +14,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstring>
+#include <sstream>
 #include <thread>
 
 #include "checkpoint.hpp"
@@ -210,6 +211,39 @@ TEST_CASE("outputs: the three report files are written as one set; CSV fields ar
   CHECK(contains(csv, "\n\"second\","));
   CHECK(nlohmann::json::parse(read_file(dir.path() / "results.json")).at("rows").size() == 2);
   CHECK(contains(read_file(dir.path() / "report.md"), "| second |"));
+}
+
+TEST_CASE("outputs: the three report files hold the same fields (one schema)") {
+  const TempDir dir;
+  std::vector<llama::RowResult> rows(2);
+  rows[0].name = "dense";  // no block size: '-' in the markdown, so empty in the CSV and null in JSON
+  rows[1].name = "patched";
+  rows[1].settings.projection = llama::Projection::calibrated;
+  rows[1].settings.block_size = 128;
+  rows[1].settings.spectra = fftmat::SpectrumPrecision::bfloat16;
+  rows[1].top1 = {0.75, 0.125};
+  llama::write_report(dir.path(), rows, llama::EvalSettings{}, llama::LlamaConfig{});
+  std::istringstream csv(read_file(dir.path() / "results.csv"));
+  std::string header, dense, patched;
+  std::getline(csv, header);
+  std::getline(csv, dense);
+  std::getline(csv, patched);
+  const auto field = [&](const std::string& line, const std::string& name) {
+    std::size_t column = 0;
+    for (std::size_t at = 0; at < header.find("," + name + ","); at = header.find(',', at + 1)) ++column;
+    std::size_t begin = 0;
+    for (std::size_t k = 0; k < column; ++k) begin = line.find(',', begin) + 1;
+    return line.substr(begin, line.find(',', begin) - begin);
+  };
+  CHECK(field(dense, "block_size").empty());
+  CHECK(field(patched, "block_size") == "128");
+  CHECK(field(patched, "spectra") == "\"bfloat16\"");
+  CHECK(field(patched, "top1_stderr") == "0.125");
+  const auto json = nlohmann::json::parse(read_file(dir.path() / "results.json")).at("rows");
+  CHECK(json[0].at("block_size").is_null());
+  CHECK(json[1].at("block_size") == 128);
+  CHECK(json[1].at("stderr").at("top1") == 0.125);
+  CHECK(contains(read_file(dir.path() / "report.md"), "| patched | 0 | 128 | Yes |"));
 }
 
 TEST_CASE("outputs: a sweep killed at any moment leaves three report files of one row count") {
