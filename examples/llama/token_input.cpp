@@ -10,6 +10,8 @@ namespace llama {
 TokenInput::TokenInput(const std::filesystem::path& model, bool ids_files, const LlamaConfig& config)
     : vocab_size_(config.vocab_size), bos_id_(config.bos_token_id) {
   if (ids_files) return;
+  check(std::filesystem::exists(model / "tokenizer.model"), model.string(), " has no tokenizer.model (SentencePiece); ",
+        "for a tokenizer.json, write the inputs as token ids with tools/tokenize_hf.py and pass --ids-input");
   tokenizer_.emplace(model / "tokenizer.model");
   check(tokenizer_->vocab_size() <= config.vocab_size, "tokenizer has ", tokenizer_->vocab_size(),
         " pieces but the model's vocab_size is ", config.vocab_size);

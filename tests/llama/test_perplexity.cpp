@@ -208,6 +208,14 @@ TEST_CASE("perplexity and eval from ids files: a checkpoint without tokenizer.mo
     CHECK(rows[1].at("heldout").at("kld").at("value").get<double>() > 0);
     CHECK(rows[1].at("heldout").at("ppl_base") == rows[0].at("heldout").at("ppl_base"));
   }
+  SUBCASE("without --ids-input a checkpoint without tokenizer.model says what to do") {
+    CHECK(contains(error_of([&] {
+                     run_command_line({"perplexity", "--model", tied, "--student", tied, "--file",
+                                       (dir.path() / "tied_bf16.ids").string(), "--ctx", "4"});
+                   }),
+                   "has no tokenizer.model (SentencePiece); for a tokenizer.json, write the inputs as token ids with "
+                   "tools/tokenize_hf.py and pass --ids-input"));
+  }
   SUBCASE("an id outside the vocabulary is named before any work") {
     write_file(dir.path() / "bad.ids", "1,2,3\n1,256\n");
     CHECK(contains(error_of([&] {
