@@ -197,10 +197,9 @@ void matmul_rows(const typename Weights::Storage* W, int rows, int cols, const f
   });
 }
 
-/// Weight rows per sgemm call. OpenBLAS 0.3.21's single-threaded sgemm (Zen kernels) reaches
-/// 24-30 GFLOP/s from 512 output columns on, but only 9-11 GFLOP/s at 128-256 (measured on the
-/// reference machine for 64-128 tokens, K = 4096); the widened float tile (8-22 MB) does not stay in
-/// cache, which costs ~15% at 64 tokens and less beyond.
+/// Weight rows per sgemm call. OpenBLAS's single-threaded sgemm is much faster from 512 output
+/// columns on than at 128-256, which outweighs the cost of a widened float tile too large to stay
+/// in cache (docs/llama.md, "Prefill", has the measurements).
 constexpr int kTileRows = 512;
 
 /// Many tokens: tiles of weight rows, widened to float, times X with single-threaded sgemm; the

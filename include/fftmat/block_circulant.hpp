@@ -319,16 +319,14 @@ class BlockCirculant {
   /// one_token's forward stage when the input spectrum is given.
   static void no_forward_stage(const detail::TeamMember&, Scalar*) {}
 
-  /// A x for one token (decode) with the packed kernels. Every stage is small here -- at
-  /// 11008x4096, b = 64: rfft 0.011 ms, products 0.08-0.14 ms, irfft 0.026 ms on their own -- and
-  /// a fork/join per stage would leave both FFTs on one thread (below the parallel threshold). So
-  /// one parallel region runs them all: each thread transforms a share of the input blocks; after a
-  /// barrier (every product reads every input block) each streams a contiguous share of the
-  /// panel-major packed spectra and inverse-transforms each panel's R output blocks as soon as
-  /// all bins of the panel are done. So no second barrier waits for the slower thread's products,
-  /// and one thread's irfft overlaps the other's stream. (With bin-major spectra, as before, a
-  /// panel's bins lay far apart: the threads split the products by bin and met at a barrier before
-  /// the irfft.)
+  /// A x for one token (decode) with the packed kernels. Every stage is small here (tens of
+  /// microseconds at the Llama-2-7B shapes, docs/benchmarks.md, `stage/*`), and a fork/join per
+  /// stage would leave both FFTs on one thread (below the parallel threshold). So one parallel
+  /// region runs them all: each thread transforms a share of the input blocks; after a barrier
+  /// (every product reads every input block) each streams a contiguous share of the panel-major
+  /// packed spectra and inverse-transforms each panel's R output blocks as soon as all bins of the
+  /// panel are done. So no second barrier waits for the slower thread's products, and one thread's
+  /// irfft overlaps the other's stream.
   ///
   /// `forward(member, own_staging)` writes the input's spectrum to `input` (each member its share,
   /// then a barrier), or is no_forward_stage when `input` already holds it (apply_transformed).

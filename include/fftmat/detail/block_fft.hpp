@@ -17,9 +17,9 @@
 //
 //     t * token_stride + j * bins + f,
 //
-// which FFTW's c2r runs about twice as fast as the bin-strided token-major layout for small b
-// (measured with FFTW 3.3.10 at b = 64, 172 blocks: unit-stride codelet input). The packed per-bin
-// kernels (complex_kernels.hpp) write their output in this layout.
+// which FFTW's c2r runs faster than the bin-strided token-major layout for small b: its codelets
+// read unit-stride input (docs/benchmarks.md has the times). The packed per-bin kernels
+// (complex_kernels.hpp) write their output in this layout.
 
 #include <Eigen/Core>
 

@@ -26,9 +26,10 @@
 // a one-token product streams. A complex panel's column then holds the pairs (real, imaginary) of
 // its R rows side by side: read as R 32-bit lanes, each lane's high half is already the float
 // pattern of the imaginary part (mask off the low half) and its low half shifted up is the real
-// part -- two integer instructions widen 16 values. (Converting planar binary16 with F16C, or
-// planar bfloat16 by zero extension, measured 1.4x slower per column than this layout on the
-// reference machine's Zen 1 cores, enough to make the one-token product compute-bound.)
+// part -- two integer instructions widen 16 values, where converting planar binary16 with F16C or
+// planar bfloat16 by zero extension costs enough per column to make the one-token product
+// compute-bound on cores with 128-bit FP pipes (docs/design.md, "bfloat16 spectra", has the
+// measurements).
 //
 // Register blocking follows the GotoBLAS/BLIS micro-kernel idea (Goto & van de Geijn, ACM TOMS 34,
 // 2008; Van Zee & van de Geijn, ACM TOMS 41, 2015): a panel of R rows stays in L1 while a tile of up
