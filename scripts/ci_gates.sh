@@ -113,9 +113,6 @@ gate_tsan() {
 
 gate_fuzz() {
   ensure_packages clang libclang-rt-dev || return 1
-  if [[ ! -f tests/fuzz/CMakeLists.txt ]]; then
-    log "SKIP: tests/fuzz/CMakeLists.txt is not in this tree, no fuzz target to build"; return 0
-  fi
   configure fuzz || return 1
   run cmake --build --preset fuzz -j"$JOBS" || return 1
   local bin=build-fuzz/bin/fuzz_safetensors_header
