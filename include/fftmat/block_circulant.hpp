@@ -20,6 +20,7 @@
 #include <limits>
 #include <vector>
 
+#define FFTMAT_INTERNAL_HEADERS_ALLOWED  // detail/internal_header_check.hpp
 #include "detail/block_fft.hpp"
 #include "detail/complex_kernels.hpp"
 #include "detail/eigen_bin_products.hpp"

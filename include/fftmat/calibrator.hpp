@@ -17,6 +17,7 @@
 #include <new>
 #include <vector>
 
+#define FFTMAT_INTERNAL_HEADERS_ALLOWED  // detail/internal_header_check.hpp
 #include "block_circulant.hpp"
 #include "detail/block_fft.hpp"
 #include "detail/fftw.hpp"

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <type_traits>
 
+#define FFTMAT_INTERNAL_HEADERS_ALLOWED  // detail/internal_header_check.hpp
 #include "block_circulant.hpp"
 #include "detail/parallel.hpp"
 

@@ -21,6 +21,8 @@
 // read unit-stride input (docs/benchmarks.md has the times). The packed per-bin kernels
 // (complex_kernels.hpp) write their output in this layout.
 
+#include "internal_header_check.hpp"
+
 #include <Eigen/Core>
 
 #include <algorithm>

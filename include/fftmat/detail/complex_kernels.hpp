@@ -43,6 +43,8 @@
 // same sums (rounding may differ in the last bits); tests run every set the host supports against a
 // dense reference.
 
+#include "internal_header_check.hpp"
+
 #include <fftmat/detail/huge_page_array.hpp>
 #include <fftmat/detail/panel.hpp>
 #include <fftmat/detail/parallel.hpp>

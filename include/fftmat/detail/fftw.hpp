@@ -6,6 +6,8 @@
 // the new-array interface (section 4.6), so one cached plan serves every buffer with the same
 // layout and alignment. The cache holds its lock only around lookup and insert, as pocketfft does.
 
+#include "internal_header_check.hpp"
+
 #include <fftw3.h>
 
 #include <complex>

@@ -13,6 +13,8 @@
 // where it is refused or unavailable the array works the same on small pages. Rounding up costs
 // less than one huge page per array.
 
+#include "internal_header_check.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <cstring>

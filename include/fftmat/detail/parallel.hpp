@@ -3,6 +3,8 @@
 // absent or the work is too small to repay waking threads (fftmat::parallel_min_flops(),
 // threading.hpp). Each call gets its own team, so concurrent callers never share scratch.
 
+#include "internal_header_check.hpp"
+
 #include <Eigen/Core>
 
 #include <algorithm>
