@@ -17,15 +17,18 @@
 #include <algorithm>
 #include <cmath>
 #include <complex>
+#include <cstddef>
 #include <limits>
 #include <vector>
 
 #define FFTMAT_INTERNAL_HEADERS_ALLOWED  // detail/internal_header_check.hpp
 #include "detail/block_fft.hpp"
+#include "detail/block_layout.hpp"
 #include "detail/complex_kernels.hpp"
 #include "detail/eigen_bin_products.hpp"
 #include "detail/fftw.hpp"
 #include "detail/parallel.hpp"
+#include "detail/parameter_spectra.hpp"
 #include "detail/workspace_pool.hpp"
 #include "error.hpp"
 #include "input_spectrum.hpp"
@@ -137,6 +140,16 @@ class BlockCirculant {
   /// entry (i, j) = rfft(c_ij)[f] / b (the inverse FFT's 1/b is folded in).
   const Complex* spectra() const noexcept { return spectra_.data(); }
 
+  /// Bin f (0 <= f <= b/2) of every block's unnormalised DFT, rfft(c_ij)[f], as a p x q matrix in
+  /// double: spectra() without the folded 1/b (the units of Calibrator's statistics).
+  Eigen::MatrixXcd block_dfts(Index f) const {
+    detail::require(f >= 0 && f < bins(), "bin ", f, " is outside [0, ", bins(), ")");
+    using RowMajor = Eigen::Matrix<Complex, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+    const Index p = block_rows_, q = block_cols_;
+    return Eigen::Map<const RowMajor>(spectra_.data() + f * p * q, p, q).template cast<std::complex<double>>() *
+           double(block_size_);
+  }
+
   /// Y = A X for X of cols() x T; Y must be rows() x T. X and Y may be the same matrix (m == n):
   /// all of X is transformed before Y is written. T = 0 is an empty product (nothing is done), as
   /// Calibrator::accumulate treats an empty batch.
@@ -189,7 +202,7 @@ class BlockCirculant {
       for (Index row = 0; row < rows_; ++row) {
         const Index i = row / block_size_, r = row % block_size_;
         const Index d = (r - k + block_size_) % block_size_;
-        dense(row, col) = parameters_[(i * block_cols_ + j) * block_size_ + d];
+        dense(row, col) = parameters_[detail::parameter_index(i, j, d, block_cols_, block_size_)];
       }
     }
     return dense;
@@ -205,17 +218,14 @@ class BlockCirculant {
   };
 
   void compute_spectra() {
-    // One batched rfft over all p*q blocks writes bin f of block (i, j) to f*p*q + i*q + j: each
-    // bin becomes a contiguous row-major p x q matrix.
+    // Bin f of block (i, j) lands at f*p*q + i*q + j (detail/parameter_spectra.hpp): each bin is a
+    // contiguous row-major p x q matrix.
     const Index blocks = block_rows_ * block_cols_;
     spectra_.resize(bins() * blocks);
-    detail::AlignedBuffer<Scalar> real(static_cast<std::size_t>(blocks * block_size_));
-    detail::AlignedBuffer<Complex> spectrum(static_cast<std::size_t>(bins() * blocks));
-    std::copy(parameters_.data(), parameters_.data() + blocks * block_size_, real.data());
-    const int b = static_cast<int>(block_size_), count = static_cast<int>(blocks);
-    detail::BatchedRealFft<Scalar> fft(b, count, b, count, 1);
-    detail::BatchedRealFft<Scalar>::forward(fft.plan(true, detail::Direction::forward), real.data(),
-                                            spectrum.data());
+    detail::AlignedBuffer<Scalar> columns(static_cast<std::size_t>(blocks * block_size_));
+    detail::AlignedBuffer<Complex> spectrum;
+    std::copy(parameters_.data(), parameters_.data() + blocks * block_size_, columns.data());
+    detail::first_columns_to_spectra(columns, block_size_, blocks, spectrum);
     const Scalar scale = Scalar(1) / static_cast<Scalar>(block_size_);
     for (Index k = 0; k < bins() * blocks; ++k) spectra_[k] = spectrum.data()[k] * scale;
   }

@@ -45,6 +45,7 @@
 
 #include "internal_header_check.hpp"
 
+#include <fftmat/detail/block_layout.hpp>
 #include <fftmat/detail/huge_page_array.hpp>
 #include <fftmat/detail/panel.hpp>
 #include <fftmat/detail/parallel.hpp>
@@ -89,7 +90,7 @@ class PackedSpectra {
     bin_offsets_.assign(static_cast<std::size_t>(bins_ + 1), 0);
     real_.assign(static_cast<std::size_t>(bins_), false);
     for (Index f = 0; f < bins_; ++f) {
-      real_[std::size_t(f)] = f == 0 || 2 * f == block_size;
+      real_[std::size_t(f)] = is_real_bin(f, block_size);
       const Index planes = real_[std::size_t(f)] ? 1 : 2;
       bin_offsets_[std::size_t(f + 1)] = bin_offsets_[std::size_t(f)] + q * planes * kPanelRows;
     }
