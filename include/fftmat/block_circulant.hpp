@@ -150,6 +150,15 @@ class BlockCirculant {
            double(block_size_);
   }
 
+  /// Bytes of spectra one product A X (apply, apply_transformed) reads: the packed copy where the
+  /// packed kernels run (p >= 8; rows padded to whole panels, in bfloat16 or Scalar as
+  /// spectrum_precision() says), the full spectra otherwise. A one-token product streams them once,
+  /// so they bound its speed from memory.
+  std::size_t applied_spectrum_bytes() const noexcept {
+    return uses_packed_kernels() ? packed_.bytes()
+                                 : static_cast<std::size_t>(bins() * block_rows_ * block_cols_) * sizeof(Complex);
+  }
+
   /// Y = A X for X of cols() x T; Y must be rows() x T. X and Y may be the same matrix (m == n):
   /// all of X is transformed before Y is written. T = 0 is an empty product (nothing is done), as
   /// Calibrator::accumulate treats an empty batch.

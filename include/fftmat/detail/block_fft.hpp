@@ -63,7 +63,6 @@ class BlockFft {
 
   Index dim() const noexcept { return dim_; }
   Index blocks() const noexcept { return blocks_; }
-  SpectrumLayout layout() const noexcept { return layout_; }
   Index bins() const noexcept { return block_size_ / 2 + 1; }
   /// Complex values between consecutive tokens in the token-major layout.
   Index token_stride() const noexcept { return round_up_to_simd(bins() * blocks_); }

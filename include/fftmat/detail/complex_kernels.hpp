@@ -136,8 +136,8 @@ class PackedSpectra {
     }
   }
   /// Bytes one product streams (the packed spectra, zero-padded rows included).
-  double bytes() const noexcept {
-    return bfloat16() ? double(bf16_.size()) * sizeof(Eigen::bfloat16) : double(data_.size()) * sizeof(Scalar);
+  std::size_t bytes() const noexcept {
+    return bfloat16() ? bf16_.size() * sizeof(Eigen::bfloat16) : data_.size() * sizeof(Scalar);
   }
 
  private:
