@@ -358,12 +358,17 @@ class BlockCirculant {
                   "a panel's output blocks must be a range inverse_blocks accepts");
     const Index p = block_rows_;
     const Index staging_stride = std::max(row_fft_.staging_stride(), col_fft_.staging_stride());
+    // Every panel's output blocks but the last panel's are kPanelRows; their plans are looked up
+    // here, once, not by every panel of every thread.
+    const auto panel_plan = row_out_fft_.inverse_range_plan(detail::kPanelRows);
+    const auto last_panel_plan = row_out_fft_.inverse_range_plan(p - (packed_.panels() - 1) * detail::kPanelRows);
     detail::parallel_region(detail::one_token_flops(packed_, block_cols_), [&](const detail::TeamMember& member) {
       Scalar* own_staging = staging + member.thread * staging_stride;
       forward(member, own_staging);
       detail::one_token_share(packed_, member, p, block_cols_, input, output, [&](Index P) {
         const Index block = P * detail::kPanelRows;  // the panel's output blocks, complete now
-        row_out_fft_.inverse_blocks(output, block, std::min(detail::kPanelRows, p - block), y, own_staging);
+        const auto& plan = P + 1 < packed_.panels() ? panel_plan : last_panel_plan;
+        row_out_fft_.inverse_blocks(plan, output, block, y, own_staging);
       });
     });
   }

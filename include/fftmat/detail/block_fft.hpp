@@ -102,10 +102,22 @@ class BlockFft {
     forward_range(fft, fft.plan(true, Direction::forward), x, first, count, token_spectrum, staging);
   }
 
-  /// inverse() of blocks [first, first + count) of one token's spectrum into y (dim values).
-  void inverse_blocks(Complex* token_spectrum, Index first, Index count, Scalar* y, Scalar* staging) const {
+  /// The inverse transform of `count` consecutive blocks of one token, looked up once (the plan
+  /// cache takes a lock) for every range of that length a product transforms.
+  struct RangePlan {
+    Index count;
+    BatchedRealFft<Scalar> fft;
+    const FftwPlan<Scalar>* aligned;
+  };
+  RangePlan inverse_range_plan(Index count) const {
     const BatchedRealFft<Scalar> fft = batch(count);
-    inverse_range(fft, fft.plan(true, Direction::inverse), token_spectrum, first, count, y, staging);
+    return {count, fft, fft.plan(true, Direction::inverse)};
+  }
+
+  /// inverse() of blocks [first, first + plan.count) of one token's spectrum into y (dim values).
+  /// Only a y that is not SIMD-aligned looks up a plan here (the FFTW_UNALIGNED one).
+  void inverse_blocks(const RangePlan& plan, Complex* token_spectrum, Index first, Scalar* y, Scalar* staging) const {
+    inverse_range(plan.fft, plan.aligned, token_spectrum, first, plan.count, y, staging);
   }
 
   /// Rough flop count of one token's transforms (5 N log2 N / 2 per real FFT of size N).
