@@ -239,6 +239,13 @@ void matmul_typed(const std::uint8_t* W, int rows, int cols, const float* X, int
 
 }  // namespace
 
+void swiglu(const float* gate, const float* up, float* out, std::size_t count) {
+  for (std::size_t k = 0; k < count; ++k) {
+    const float g = gate[k];
+    out[k] = g / (1.0f + std::exp(-g)) * up[k];
+  }
+}
+
 float dot(const float* a, const float* b, int n) { return dot<F32Weights>(a, b, n); }
 
 void to_float(const std::uint8_t* data, DType dtype, std::size_t first, std::size_t count, float* out) {

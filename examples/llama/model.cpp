@@ -119,10 +119,7 @@ void Mlp::forward(const float* input, int T, MlpBuffers& buffers, float* output)
     gate->forward(input, buffers.gate.data(), T);
     up->forward(input, buffers.up.data(), T);
   }
-  for (std::size_t k = 0; k < size; ++k) {
-    const float g = buffers.gate[k];
-    buffers.hidden[k] = g / (1.0f + std::exp(-g)) * buffers.up[k];  // silu(g) * u
-  }
+  swiglu(buffers.gate.data(), buffers.up.data(), buffers.hidden.data(), size);
   down->forward(buffers.hidden.data(), output, T);
 }
 

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "error.hpp"
+#include "kernels.hpp"
 
 namespace llama {
 namespace {
@@ -120,7 +121,9 @@ class LayerCapture final : public MlpObserver {
 };
 
 Matrix silu_product(const Matrix& gate, const Matrix& up) {
-  return (gate.array() / (1.0f + (-gate.array()).exp()) * up.array()).matrix();
+  Matrix hidden(gate.rows(), gate.cols());
+  swiglu(gate.data(), up.data(), hidden.data(), static_cast<std::size_t>(gate.size()));
+  return hidden;
 }
 
 void patch_frobenius(Model& student, const PatchSettings& s, const std::function<void(const std::string&)>& progress) {
