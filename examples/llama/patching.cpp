@@ -212,7 +212,7 @@ std::vector<int> parse_layers(const std::string& spec, int num_layers) {
     return layers;
   }
   const auto number = [&](const std::string& text) {
-    check(!text.empty() && text.size() <= 6 && std::all_of(text.begin(), text.end(), ::isdigit),
+    check(!text.empty() && text.size() <= 6 && std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; }),
           "bad layer list '", spec, "': expected numbers like 0, 0-3 or 0,5,9");
     const int value = std::stoi(text);
     check(value < num_layers, "layer ", value, " is out of range: the model has ", num_layers, " layers (0..",
