@@ -19,20 +19,13 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
 struct Statistics {
   double mean, stddev;
 };
 
 Statistics statistics(const std::vector<double>& samples) {
-  const double mean = std::accumulate(samples.begin(), samples.end(), 0.0) / double(samples.size());
-  double squares = 0.0;
-  for (const double s : samples) squares += (s - mean) * (s - mean);
-  const double stddev = samples.size() > 1 ? std::sqrt(squares / double(samples.size() - 1)) : 0.0;
-  return {mean, stddev};
+  const Moments m = moments(samples);
+  return {m.mean, std::sqrt(m.variance)};
 }
 
 /// Random token ids (as llama-bench uses), the same for every run.
@@ -148,6 +141,19 @@ void measure_series(Model& model, const BenchSettings& settings, Series& prefill
 }
 
 }  // namespace
+
+Moments moments(const std::vector<double>& samples) {
+  Moments result;
+  if (samples.empty()) return result;
+  const double n = double(samples.size());
+  result.mean = std::accumulate(samples.begin(), samples.end(), 0.0) / n;
+  if (samples.size() > 1) {
+    double squares = 0.0;
+    for (const double s : samples) squares += (s - result.mean) * (s - result.mean);
+    result.variance = squares / (n - 1);
+  }
+  return result;
+}
 
 SpeedMeasurement measure_speed(Model& model, const BenchSettings& settings) {
   Series prefill, decode;
