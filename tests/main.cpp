@@ -1,7 +1,7 @@
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
-#include <fftmat/detail/fftw.hpp>
+#include <fftmat/planner.hpp>
 
 int main(int argc, char** argv) {
   // Tests try many layouts once each: estimated plans keep the suite fast. The benchmarks and

@@ -26,6 +26,24 @@ inline Eigen::MatrixXd dense_block_circulant(Index m, Index n, Index b, const Ei
   return A;
 }
 
+/// The Frobenius projection written out from its definition (docs/design.md, Mathematics):
+/// c_ij[d] = (1/b) sum_k W[i*b + (k + d) mod b, j*b + k], with W zero outside its m x n extent.
+inline Eigen::VectorXd wrapped_diagonal_averages(const Eigen::MatrixXd& W, Index b) {
+  const Index p = (W.rows() + b - 1) / b, q = (W.cols() + b - 1) / b;
+  Eigen::VectorXd params = Eigen::VectorXd::Zero(p * q * b);
+  for (Index i = 0; i < p; ++i)
+    for (Index j = 0; j < q; ++j)
+      for (Index d = 0; d < b; ++d) {
+        double sum = 0;
+        for (Index k = 0; k < b; ++k) {
+          const Index row = i * b + (k + d) % b, col = j * b + k;
+          if (row < W.rows() && col < W.cols()) sum += W(row, col);
+        }
+        params[(i * q + j) * b + d] = sum / double(b);
+      }
+  return params;
+}
+
 /// Reproducible standard-normal matrix.
 inline Eigen::MatrixXd gaussian(Index rows, Index cols, unsigned seed) {
   std::mt19937_64 engine(seed);

@@ -1,6 +1,9 @@
 #include <doctest/doctest.h>
 #include <fftmat/block_circulant.hpp>
 
+#include <cmath>
+#include <complex>
+#include <cstddef>
 #include <vector>
 
 #include "reference.hpp"
@@ -346,4 +349,54 @@ TEST_CASE("accuracy on the largest Llama-2-7B shape (11008 x 4096, b = 64) again
   CHECK(double_error < 1e-14);
   CHECK(float_error_t < 1e-6);
   CHECK(double_error_t < 1e-14);
+}
+
+TEST_CASE_TEMPLATE("applied_spectrum_bytes counts what A X streams: packed panels, bfloat16 or full", Scalar, float,
+                   double) {
+  // Counted from the packing rules (detail/complex_kernels.hpp): rows in panels of 8, zero-padded;
+  // per panel and block column 8 values for each real bin (DC, and Nyquist for even b) and 16 for
+  // each complex bin. Fewer than 8 block rows: the full complex spectra, (b/2 + 1) p q values.
+  struct Case {
+    Index m, n, b;
+  };
+  for (const Case c : {Case{72, 24, 8}, Case{45, 20, 5}, Case{64, 32, 1}, Case{24, 32, 8}}) {
+    const Index p = c.m / c.b, q = c.n / c.b, bins = c.b / 2 + 1;
+    const Index real_bins = c.b % 2 == 0 && c.b > 1 ? 2 : 1, complex_bins = bins - real_bins;
+    const Index padded_rows = (p + 7) / 8 * 8;
+    const Eigen::VectorXd params = test::gaussian_vector(c.m * c.n / c.b, 77);
+    const BlockCirculant<Scalar> full(c.m, c.n, c.b, params.cast<Scalar>());
+    const BlockCirculant<Scalar> bf16(c.m, c.n, c.b, params.cast<Scalar>(), Padding::none,
+                                      SpectrumPrecision::bfloat16);
+    CAPTURE(c.m);
+    CAPTURE(c.b);
+    if (p >= 8) {
+      const std::size_t values = std::size_t(padded_rows * q * (real_bins + 2 * complex_bins));
+      CHECK(full.applied_spectrum_bytes() == values * sizeof(Scalar));
+      CHECK(bf16.applied_spectrum_bytes() == values * 2);
+    } else {
+      const std::size_t full_bytes = std::size_t(bins * p * q) * sizeof(std::complex<Scalar>);
+      CHECK(full.applied_spectrum_bytes() == full_bytes);
+      CHECK(bf16.applied_spectrum_bytes() == full_bytes);  // bfloat16 is ignored below 8 block rows
+    }
+  }
+}
+
+TEST_CASE_TEMPLATE("block_dfts are the unnormalised DFTs of the first columns", Scalar, float, double) {
+  const Index m = 16, n = 12, b = 4, p = m / b, q = n / b;
+  const Eigen::VectorXd params = test::gaussian_vector(m * n / b, 78);
+  const BlockCirculant<Scalar> A(m, n, b, params.cast<Scalar>());
+  const double pi = std::acos(-1.0);
+  for (Index f = 0; f <= b / 2; ++f) {
+    const Eigen::MatrixXcd C = A.block_dfts(f);
+    REQUIRE(C.rows() == p);
+    REQUIRE(C.cols() == q);
+    for (Index i = 0; i < p; ++i)
+      for (Index j = 0; j < q; ++j) {
+        std::complex<double> dft = 0;  // sum_d c_ij[d] e^{-2 pi i f d / b}, c_ij rounded to Scalar
+        for (Index d = 0; d < b; ++d)
+          dft += double(Scalar(params[(i * q + j) * b + d])) * std::polar(1.0, -2 * pi * double(f * d) / double(b));
+        CHECK(std::abs(C(i, j) - dft) < 10 * test::tolerance<Scalar>() * (1 + std::abs(dft)));
+      }
+  }
+  CHECK_THROWS_AS(A.block_dfts(b / 2 + 1), invalid_argument);
 }

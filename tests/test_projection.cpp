@@ -10,22 +10,7 @@ using test::Index;
 
 namespace {
 
-// c_ij[d] = (1/b) sum_k W[i*b + (k + d) mod b, j*b + k], with W zero outside its m x n extent.
-Eigen::VectorXd wrapped_diagonal_averages(const Eigen::MatrixXd& W, Index b) {
-  const Index p = (W.rows() + b - 1) / b, q = (W.cols() + b - 1) / b;
-  Eigen::VectorXd params = Eigen::VectorXd::Zero(p * q * b);
-  for (Index i = 0; i < p; ++i)
-    for (Index j = 0; j < q; ++j)
-      for (Index d = 0; d < b; ++d) {
-        double sum = 0;
-        for (Index k = 0; k < b; ++k) {
-          const Index row = i * b + (k + d) % b, col = j * b + k;
-          if (row < W.rows() && col < W.cols()) sum += W(row, col);
-        }
-        params[(i * q + j) * b + d] = sum / double(b);
-      }
-  return params;
-}
+using test::wrapped_diagonal_averages;
 
 // <A, B> = trace(A^T B)
 double inner(const Eigen::MatrixXd& A, const Eigen::MatrixXd& B) { return (A.array() * B.array()).sum(); }

@@ -171,6 +171,8 @@ class Dense {
  private:
   Index m_, n_, T_;
   Precision precision_;
+  // The library's own handle type, so that the baseline's cuBLAS calls run with the same stream
+  // binding and caller-owned workspace as the block-circulant products they are compared with.
   fftmat::cuda::detail::BlasHandle blas_;
   Index copies_ = 1;
   std::vector<thrust::device_vector<__half>> w16_;

@@ -10,30 +10,22 @@
 #include <string>
 #include <vector>
 
-#include <fftmat/detail/parallel.hpp>
-
 #include "blas_runtime.hpp"
 #include "error.hpp"
+#include "parallel.hpp"
 
 namespace llama {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
 struct Statistics {
   double mean, stddev;
 };
 
 Statistics statistics(const std::vector<double>& samples) {
-  const double mean = std::accumulate(samples.begin(), samples.end(), 0.0) / double(samples.size());
-  double squares = 0.0;
-  for (const double s : samples) squares += (s - mean) * (s - mean);
-  const double stddev = samples.size() > 1 ? std::sqrt(squares / double(samples.size() - 1)) : 0.0;
-  return {mean, stddev};
+  const Moments m = moments(samples);
+  return {m.mean, std::sqrt(m.variance)};
 }
 
 /// Random token ids (as llama-bench uses), the same for every run.
@@ -98,7 +90,7 @@ Bandwidth measure_memory_bandwidth() {
   const Eigen::Index chunks = 64;
   const std::size_t chunk = n / chunks;
   auto parallel_chunks = [&](auto&& body) {
-    fftmat::detail::parallel_for(chunks, 1e9, [&](Eigen::Index k, int) {
+    parallel_for(chunks, 1e9, [&](Eigen::Index k, int) {
       body(static_cast<std::size_t>(k) * chunk, static_cast<std::size_t>(k + 1) * chunk);
     });
   };
@@ -114,7 +106,7 @@ Bandwidth measure_memory_bandwidth() {
     });
     best.triad_gb_per_s = std::max(best.triad_gb_per_s, 3.0 * sizeof(float) * double(n) / seconds_since(start) / 1e9);
     start = Clock::now();
-    fftmat::detail::parallel_for(chunks, 1e9, [&](Eigen::Index k, int) {
+    parallel_for(chunks, 1e9, [&](Eigen::Index k, int) {
       // Eigen's vectorised reduction: a scalar loop would be bound by the add latency, not memory.
       sums[static_cast<std::size_t>(k)] = Eigen::Map<const Eigen::VectorXf>(a.data() + k * Eigen::Index(chunk), Eigen::Index(chunk)).sum();
     });
@@ -150,6 +142,19 @@ void measure_series(Model& model, const BenchSettings& settings, Series& prefill
 
 }  // namespace
 
+Moments moments(const std::vector<double>& samples) {
+  Moments result;
+  if (samples.empty()) return result;
+  const double n = double(samples.size());
+  result.mean = std::accumulate(samples.begin(), samples.end(), 0.0) / n;
+  if (samples.size() > 1) {
+    double squares = 0.0;
+    for (const double s : samples) squares += (s - result.mean) * (s - result.mean);
+    result.variance = squares / (n - 1);
+  }
+  return result;
+}
+
 SpeedMeasurement measure_speed(Model& model, const BenchSettings& settings) {
   Series prefill, decode;
   measure_series(model, settings, prefill, decode);
@@ -162,7 +167,7 @@ void run_bench(Model& model, const BenchSettings& settings, std::ostream& out) {
   const double parameter_gb = double(model.parameter_bytes_per_token()) / 1e9;
   out << "model: " << model.checkpoint->directory().string() << " (" << c.num_hidden_layers << " layers, hidden "
       << c.hidden_size << ", " << dtype_name(model.embedding.dtype) << ", " << parameter_gb
-      << " GB of parameters read per token), threads: " << fftmat::detail::max_threads() << '\n'
+      << " GB of parameters read per token), threads: " << max_threads() << '\n'
       << "GEMM kernels: " << blas_runtime::gemm_kernels() << '\n';
 
   Series prefill, decode;
@@ -181,7 +186,7 @@ void run_bench(Model& model, const BenchSettings& settings, std::ostream& out) {
     std::snprintf(line, sizeof line,
                   "memory bandwidth (%d threads): triad %.2f GB/s, read-only %.2f GB/s; decode reaches %.0f%% of the "
                   "read bandwidth (bound: %.3f tokens/s)\n",
-                  fftmat::detail::max_threads(), bandwidth.triad_gb_per_s, bandwidth.read_gb_per_s,
+                  max_threads(), bandwidth.triad_gb_per_s, bandwidth.read_gb_per_s,
                   100.0 * parameter_gb * decode_rate / bandwidth.read_gb_per_s, bandwidth.read_gb_per_s / parameter_gb);
     out << line;
   }

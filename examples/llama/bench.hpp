@@ -5,11 +5,25 @@
 // The "cores" column is the average number of cores the timed runs occupied (CPU time / wall
 // time), which shows when other processes on a shared machine took part of it.
 
+#include <chrono>
 #include <ostream>
+#include <vector>
 
 #include "model.hpp"
 
 namespace llama {
+
+/// Wall seconds from `start` to now, on the monotonic clock.
+inline double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+/// The mean of `samples` and their unbiased sample variance (sum of squared deviations / (n - 1));
+/// both 0 for no samples, the variance 0 for one.
+struct Moments {
+  double mean = 0, variance = 0;
+};
+Moments moments(const std::vector<double>& samples);
 
 struct BenchSettings {
   int prompt_tokens = 128;    // pp

@@ -4,6 +4,10 @@
 
 #include <fftmat/error.hpp>
 
+#include <sstream>
+#include <string>
+#include <utility>
+
 namespace llama {
 
 class error : public fftmat::error {
@@ -11,10 +15,18 @@ class error : public fftmat::error {
   using fftmat::error::error;
 };
 
+/// The parts, each written with operator<<, one after another.
+template <class... Parts>
+std::string concat(Parts&&... parts) {
+  std::ostringstream out;
+  (out << ... << std::forward<Parts>(parts));
+  return out.str();
+}
+
 /// Throws llama::error with the concatenated message parts unless `condition` holds.
 template <class... Parts>
 void check(bool condition, Parts&&... parts) {
-  if (!condition) throw error(fftmat::detail::concat(std::forward<Parts>(parts)...));
+  if (!condition) throw error(concat(std::forward<Parts>(parts)...));
 }
 
 }  // namespace llama

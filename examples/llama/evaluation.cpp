@@ -207,16 +207,8 @@ PromptMetrics compare_logits(const float* teacher, const float* student, int T, 
 }
 
 MeanWithError mean_with_error(const std::vector<double>& values) {
-  MeanWithError result;
-  if (values.empty()) return result;
-  const double n = double(values.size());
-  result.mean = std::accumulate(values.begin(), values.end(), 0.0) / n;
-  if (values.size() > 1) {
-    double squares = 0;
-    for (const double v : values) squares += (v - result.mean) * (v - result.mean);
-    result.standard_error = std::sqrt(squares / (n - 1) / n);
-  }
-  return result;
+  const Moments m = moments(values);
+  return {m.mean, std::sqrt(m.variance / double(std::max<std::size_t>(values.size(), 1)))};
 }
 
 void check_speed_lengths(const BenchSettings& speed, const LlamaConfig& config, const std::string& prompt_flag,
@@ -404,7 +396,7 @@ RowResult Evaluator::evaluate(const std::string& name, const PatchSettings& patc
   Model student(checkpoint_);
   const auto start = std::chrono::steady_clock::now();
   patch_model(student, teacher_, patch, calibration_, progress_);
-  row.patch_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  row.patch_seconds = seconds_since(start);
 
   const int vocab = config().vocab_size;
   std::vector<double> cosine, kl, top1, top5, kl_all, top1_all;

@@ -3,9 +3,8 @@
 #include <algorithm>
 #include <vector>
 
-#include <fftmat/detail/parallel.hpp>
-
 #include "error.hpp"
+#include "parallel.hpp"
 
 namespace llama {
 namespace {
@@ -50,7 +49,7 @@ std::size_t first_non_finite(const std::uint8_t* data, DType dtype, std::size_t 
   if (pieces <= 1) return first_non_finite_serial(data, dtype, count);
   const std::size_t element_size = dtype == DType::f32 ? 4 : 2;
   std::vector<std::size_t> found(pieces);
-  fftmat::detail::parallel_for(static_cast<Eigen::Index>(pieces), double(kPiece), [&](Eigen::Index piece, int) {
+  parallel_for(static_cast<std::int64_t>(pieces), double(kPiece), [&](std::int64_t piece, int) {
     const std::size_t begin = static_cast<std::size_t>(piece) * kPiece, length = std::min(kPiece, count - begin);
     found[static_cast<std::size_t>(piece)] =
         begin + first_non_finite_serial(data + begin * element_size, dtype, length);

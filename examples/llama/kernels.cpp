@@ -9,9 +9,8 @@
 #include <type_traits>
 #include <vector>
 
-#include <fftmat/detail/parallel.hpp>
-
 #include "error.hpp"
+#include "parallel.hpp"
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 #include <immintrin.h>
@@ -165,8 +164,8 @@ template <class Body>
 void parallel_blocks(int count, int block_size, double flops, Body&& body) {
   const int blocks = (count + block_size - 1) / block_size;
 #ifdef _OPENMP
-  const bool worth_it = blocks > 1 && flops > fftmat::detail::kParallelFlopThreshold;
-#pragma omp parallel for schedule(dynamic) num_threads(fftmat::detail::max_threads()) if (worth_it)
+  const bool worth_it = blocks > 1 && flops > fftmat::parallel_min_flops();
+#pragma omp parallel for schedule(dynamic) num_threads(max_threads()) if (worth_it)
 #else
   (void)flops;
 #endif
@@ -197,10 +196,9 @@ void matmul_rows(const typename Weights::Storage* W, int rows, int cols, const f
   });
 }
 
-/// Weight rows per sgemm call. OpenBLAS 0.3.21's single-threaded sgemm (Zen kernels) reaches
-/// 24-30 GFLOP/s from 512 output columns on, but only 9-11 GFLOP/s at 128-256 (measured on the
-/// reference machine for 64-128 tokens, K = 4096); the widened float tile (8-22 MB) does not stay in
-/// cache, which costs ~15% at 64 tokens and less beyond.
+/// Weight rows per sgemm call. OpenBLAS's single-threaded sgemm is much faster from 512 output
+/// columns on than at 128-256, which outweighs the cost of a widened float tile too large to stay
+/// in cache (docs/llama.md, "Prefill", has the measurements).
 constexpr int kTileRows = 512;
 
 /// Many tokens: tiles of weight rows, widened to float, times X with single-threaded sgemm; the
@@ -210,7 +208,7 @@ void matmul_tiles(const typename Weights::Storage* W, int rows, int cols, const 
   static std::once_flag single_threaded_blas;
   std::call_once(single_threaded_blas, [] { openblas_set_num_threads(1); });
   // Smaller tiles only where there would otherwise be fewer tiles than threads (small models).
-  const int per_thread = (rows + fftmat::detail::max_threads() - 1) / fftmat::detail::max_threads();
+  const int per_thread = (rows + max_threads() - 1) / max_threads();
   const int tile_rows = std::max(16, std::min(kTileRows, (per_thread + 15) / 16 * 16));
   parallel_blocks(rows, tile_rows, 2.0 * T * rows * cols, [&](int first, int last) {
     const int count = last - first;
@@ -240,6 +238,13 @@ void matmul_typed(const std::uint8_t* W, int rows, int cols, const float* X, int
 }
 
 }  // namespace
+
+void swiglu(const float* gate, const float* up, float* out, std::size_t count) {
+  for (std::size_t k = 0; k < count; ++k) {
+    const float g = gate[k];
+    out[k] = g / (1.0f + std::exp(-g)) * up[k];
+  }
+}
 
 float dot(const float* a, const float* b, int n) { return dot<F32Weights>(a, b, n); }
 

@@ -22,6 +22,11 @@ void to_float(const std::uint8_t* data, DType dtype, std::size_t first, std::siz
 /// sum_k a[k] b[k] over float vectors (attention scores).
 float dot(const float* a, const float* b, int n);
 
+/// The SwiGLU activation of Llama's MLP: out[k] = silu(gate[k]) * up[k], silu(g) = g / (1 + e^-g),
+/// for k < count. `out` may be `gate` or `up`. The forward pass and the calibration of down_proj's
+/// inputs both call it, so the student is calibrated on the activations it runs.
+void swiglu(const float* gate, const float* up, float* out, std::size_t count);
+
 /// From this many tokens on, matmul uses tiled sgemm instead of row dot products.
 inline constexpr int kGemmMinTokens = 8;
 

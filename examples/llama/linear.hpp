@@ -54,11 +54,8 @@ class BlockCirculantLinear final : public Linear {
   void forward(const float* x, float* y, int T) const override;
   int in() const override { return static_cast<int>(matrix_.cols()); }
   int out() const override { return static_cast<int>(matrix_.rows()); }
-  /// The cached spectra the product reads: (b/2 + 1) * p * q complex floats.
-  std::size_t parameter_bytes() const override {
-    return static_cast<std::size_t>(matrix_.bins() * matrix_.block_rows() * matrix_.block_cols()) *
-           sizeof(std::complex<float>);
-  }
+  /// The spectra the product reads (packed, and bfloat16 where the matrix was built so).
+  std::size_t parameter_bytes() const override { return matrix_.applied_spectrum_bytes(); }
   const fftmat::BlockCirculant<float>* block_circulant() const override { return &matrix_; }
 
  private:

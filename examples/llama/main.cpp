@@ -34,6 +34,7 @@
 namespace {
 
 using llama::check;
+using llama::seconds_since;
 
 struct Options {
   std::filesystem::path model;
@@ -57,10 +58,6 @@ std::vector<int> prompt_ids(const Options& options) {
   if (!options.ids.empty()) return llama::parse_token_ids(options.ids);
   check(!options.prompt.empty(), "give the prompt with --prompt TEXT or --ids ID,ID,...");
   return llama::Tokenizer(tokenizer_path(options)).encode(options.prompt);
-}
-
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
 void run_tokenize(const Options& options) {

@@ -4,10 +4,9 @@
 #include <cmath>
 #include <string>
 
-#include <fftmat/detail/parallel.hpp>
-
 #include "error.hpp"
 #include "kernels.hpp"
+#include "parallel.hpp"
 
 namespace llama {
 namespace {
@@ -120,10 +119,7 @@ void Mlp::forward(const float* input, int T, MlpBuffers& buffers, float* output)
     gate->forward(input, buffers.gate.data(), T);
     up->forward(input, buffers.up.data(), T);
   }
-  for (std::size_t k = 0; k < size; ++k) {
-    const float g = buffers.gate[k];
-    buffers.hidden[k] = g / (1.0f + std::exp(-g)) * buffers.up[k];  // silu(g) * u
-  }
+  swiglu(buffers.gate.data(), buffers.up.data(), buffers.hidden.data(), size);
   down->forward(buffers.hidden.data(), output, T);
 }
 
@@ -224,7 +220,7 @@ void Model::run_decoder(const int* tokens, int T, KvCache& cache, int layer_coun
   grow(ws.q, rows * c.q_dim());
   grow(ws.attended, rows * c.q_dim());
   grow(ws.rope, rows * c.head_dim);
-  grow(ws.scores, static_cast<std::size_t>(fftmat::detail::max_threads()) * cache.capacity);
+  grow(ws.scores, static_cast<std::size_t>(max_threads()) * cache.capacity);
 
   for (int t = 0; t < T; ++t) {
     to_float(embedding.data, embedding.dtype, static_cast<std::size_t>(tokens[t]) * d, d, &ws.residual[static_cast<std::size_t>(t) * d]);
@@ -272,7 +268,7 @@ void Model::attend(int layer, int T, KvCache& cache) {
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
   Workspace& ws = workspace_;
   const double flops = 4.0 * head_dim * (start + T);
-  fftmat::detail::parallel_for(static_cast<Eigen::Index>(T) * heads, flops, [&](Eigen::Index item, int thread) {
+  parallel_for(static_cast<Eigen::Index>(T) * heads, flops, [&](Eigen::Index item, int thread) {
     const int t = static_cast<int>(item / heads), h = static_cast<int>(item % heads);
     const int kv_offset = (h / group) * head_dim;
     const int positions = start + t + 1;  // causal: position start + t sees 0 .. start + t

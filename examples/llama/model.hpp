@@ -108,6 +108,10 @@ enum class Logits {
   all,   ///< every position's (T x vocab, row-major)
 };
 
+/// A Llama-2 decoder over a checkpoint's weights. One call at a time: forward and run_layers
+/// write the model's single workspace and call its MLP observer, so two threads must not run one
+/// Model at once (each call already runs on all OpenMP threads); concurrent requests need one
+/// Model each, which can share one checkpoint.
 struct Model {
   /// Builds the model over a validated checkpoint, which it keeps alive (weights are views into it).
   explicit Model(std::shared_ptr<const Checkpoint> checkpoint);

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "error.hpp"
+#include "kernels.hpp"
 
 namespace llama {
 namespace {
@@ -120,7 +121,9 @@ class LayerCapture final : public MlpObserver {
 };
 
 Matrix silu_product(const Matrix& gate, const Matrix& up) {
-  return (gate.array() / (1.0f + (-gate.array()).exp()) * up.array()).matrix();
+  Matrix hidden(gate.rows(), gate.cols());
+  swiglu(gate.data(), up.data(), hidden.data(), static_cast<std::size_t>(gate.size()));
+  return hidden;
 }
 
 void patch_frobenius(Model& student, const PatchSettings& s, const std::function<void(const std::string&)>& progress) {
@@ -209,7 +212,7 @@ std::vector<int> parse_layers(const std::string& spec, int num_layers) {
     return layers;
   }
   const auto number = [&](const std::string& text) {
-    check(!text.empty() && text.size() <= 6 && std::all_of(text.begin(), text.end(), ::isdigit),
+    check(!text.empty() && text.size() <= 6 && std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; }),
           "bad layer list '", spec, "': expected numbers like 0, 0-3 or 0,5,9");
     const int value = std::stoi(text);
     check(value < num_layers, "layer ", value, " is out of range: the model has ", num_layers, " layers (0..",

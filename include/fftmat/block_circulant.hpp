@@ -17,14 +17,18 @@
 #include <algorithm>
 #include <cmath>
 #include <complex>
+#include <cstddef>
 #include <limits>
 #include <vector>
 
+#define FFTMAT_INTERNAL_HEADERS_ALLOWED  // detail/internal_header_check.hpp
 #include "detail/block_fft.hpp"
+#include "detail/block_layout.hpp"
 #include "detail/complex_kernels.hpp"
 #include "detail/eigen_bin_products.hpp"
 #include "detail/fftw.hpp"
 #include "detail/parallel.hpp"
+#include "detail/parameter_spectra.hpp"
 #include "detail/workspace_pool.hpp"
 #include "error.hpp"
 #include "input_spectrum.hpp"
@@ -136,6 +140,25 @@ class BlockCirculant {
   /// entry (i, j) = rfft(c_ij)[f] / b (the inverse FFT's 1/b is folded in).
   const Complex* spectra() const noexcept { return spectra_.data(); }
 
+  /// Bin f (0 <= f <= b/2) of every block's unnormalised DFT, rfft(c_ij)[f], as a p x q matrix in
+  /// double: spectra() without the folded 1/b (the units of Calibrator's statistics).
+  Eigen::MatrixXcd block_dfts(Index f) const {
+    detail::require(f >= 0 && f < bins(), "bin ", f, " is outside [0, ", bins(), ")");
+    using RowMajor = Eigen::Matrix<Complex, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+    const Index p = block_rows_, q = block_cols_;
+    return Eigen::Map<const RowMajor>(spectra_.data() + f * p * q, p, q).template cast<std::complex<double>>() *
+           double(block_size_);
+  }
+
+  /// Bytes of spectra one product A X (apply, apply_transformed) reads: the packed copy where the
+  /// packed kernels run (p >= 8; rows padded to whole panels, in bfloat16 or Scalar as
+  /// spectrum_precision() says), the full spectra otherwise. A one-token product streams them once,
+  /// so they bound its speed from memory.
+  std::size_t applied_spectrum_bytes() const noexcept {
+    return uses_packed_kernels() ? packed_.bytes()
+                                 : static_cast<std::size_t>(bins() * block_rows_ * block_cols_) * sizeof(Complex);
+  }
+
   /// Y = A X for X of cols() x T; Y must be rows() x T. X and Y may be the same matrix (m == n):
   /// all of X is transformed before Y is written. T = 0 is an empty product (nothing is done), as
   /// Calibrator::accumulate treats an empty batch.
@@ -188,7 +211,7 @@ class BlockCirculant {
       for (Index row = 0; row < rows_; ++row) {
         const Index i = row / block_size_, r = row % block_size_;
         const Index d = (r - k + block_size_) % block_size_;
-        dense(row, col) = parameters_[(i * block_cols_ + j) * block_size_ + d];
+        dense(row, col) = parameters_[detail::parameter_index(i, j, d, block_cols_, block_size_)];
       }
     }
     return dense;
@@ -204,17 +227,14 @@ class BlockCirculant {
   };
 
   void compute_spectra() {
-    // One batched rfft over all p*q blocks writes bin f of block (i, j) to f*p*q + i*q + j: each
-    // bin becomes a contiguous row-major p x q matrix.
+    // Bin f of block (i, j) lands at f*p*q + i*q + j (detail/parameter_spectra.hpp): each bin is a
+    // contiguous row-major p x q matrix.
     const Index blocks = block_rows_ * block_cols_;
     spectra_.resize(bins() * blocks);
-    detail::AlignedBuffer<Scalar> real(static_cast<std::size_t>(blocks * block_size_));
-    detail::AlignedBuffer<Complex> spectrum(static_cast<std::size_t>(bins() * blocks));
-    std::copy(parameters_.data(), parameters_.data() + blocks * block_size_, real.data());
-    const int b = static_cast<int>(block_size_), count = static_cast<int>(blocks);
-    detail::BatchedRealFft<Scalar> fft(b, count, b, count, 1);
-    detail::BatchedRealFft<Scalar>::forward(fft.plan(true, detail::Direction::forward), real.data(),
-                                            spectrum.data());
+    detail::AlignedBuffer<Scalar> columns(static_cast<std::size_t>(blocks * block_size_));
+    detail::AlignedBuffer<Complex> spectrum;
+    std::copy(parameters_.data(), parameters_.data() + blocks * block_size_, columns.data());
+    detail::first_columns_to_spectra(columns, block_size_, blocks, spectrum);
     const Scalar scale = Scalar(1) / static_cast<Scalar>(block_size_);
     for (Index k = 0; k < bins() * blocks; ++k) spectra_[k] = spectrum.data()[k] * scale;
   }
@@ -319,16 +339,14 @@ class BlockCirculant {
   /// one_token's forward stage when the input spectrum is given.
   static void no_forward_stage(const detail::TeamMember&, Scalar*) {}
 
-  /// A x for one token (decode) with the packed kernels. Every stage is small here -- at
-  /// 11008x4096, b = 64: rfft 0.011 ms, products 0.08-0.14 ms, irfft 0.026 ms on their own -- and
-  /// a fork/join per stage would leave both FFTs on one thread (below the parallel threshold). So
-  /// one parallel region runs them all: each thread transforms a share of the input blocks; after a
-  /// barrier (every product reads every input block) each streams a contiguous share of the
-  /// panel-major packed spectra and inverse-transforms each panel's R output blocks as soon as
-  /// all bins of the panel are done. So no second barrier waits for the slower thread's products,
-  /// and one thread's irfft overlaps the other's stream. (With bin-major spectra, as before, a
-  /// panel's bins lay far apart: the threads split the products by bin and met at a barrier before
-  /// the irfft.)
+  /// A x for one token (decode) with the packed kernels. Every stage is small here (tens of
+  /// microseconds at the Llama-2-7B shapes, docs/benchmarks.md, `stage/*`), and a fork/join per
+  /// stage would leave both FFTs on one thread (below the parallel threshold). So one parallel
+  /// region runs them all: each thread transforms a share of the input blocks; after a barrier
+  /// (every product reads every input block) each streams a contiguous share of the panel-major
+  /// packed spectra and inverse-transforms each panel's R output blocks as soon as all bins of the
+  /// panel are done. So no second barrier waits for the slower thread's products, and one thread's
+  /// irfft overlaps the other's stream.
   ///
   /// `forward(member, own_staging)` writes the input's spectrum to `input` (each member its share,
   /// then a barrier), or is no_forward_stage when `input` already holds it (apply_transformed).
@@ -340,12 +358,17 @@ class BlockCirculant {
                   "a panel's output blocks must be a range inverse_blocks accepts");
     const Index p = block_rows_;
     const Index staging_stride = std::max(row_fft_.staging_stride(), col_fft_.staging_stride());
+    // Every panel's output blocks but the last panel's are kPanelRows; their plans are looked up
+    // here, once, not by every panel of every thread.
+    const auto panel_plan = row_out_fft_.inverse_range_plan(detail::kPanelRows);
+    const auto last_panel_plan = row_out_fft_.inverse_range_plan(p - (packed_.panels() - 1) * detail::kPanelRows);
     detail::parallel_region(detail::one_token_flops(packed_, block_cols_), [&](const detail::TeamMember& member) {
       Scalar* own_staging = staging + member.thread * staging_stride;
       forward(member, own_staging);
       detail::one_token_share(packed_, member, p, block_cols_, input, output, [&](Index P) {
         const Index block = P * detail::kPanelRows;  // the panel's output blocks, complete now
-        row_out_fft_.inverse_blocks(output, block, std::min(detail::kPanelRows, p - block), y, own_staging);
+        const auto& plan = P + 1 < packed_.panels() ? panel_plan : last_panel_plan;
+        row_out_fft_.inverse_blocks(plan, output, block, y, own_staging);
       });
     });
   }

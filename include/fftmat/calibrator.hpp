@@ -17,10 +17,13 @@
 #include <new>
 #include <vector>
 
+#define FFTMAT_INTERNAL_HEADERS_ALLOWED  // detail/internal_header_check.hpp
 #include "block_circulant.hpp"
 #include "detail/block_fft.hpp"
+#include "detail/block_layout.hpp"
 #include "detail/fftw.hpp"
 #include "detail/parallel.hpp"
+#include "detail/parameter_spectra.hpp"
 #include "error.hpp"
 #include "projection.hpp"
 
@@ -138,22 +141,19 @@ class Calibrator {
     detail::require(std::isfinite(damping) && damping >= 0, "damping must be finite and >= 0, got ", damping);
     detail::require(samples_ > 0, "calibrator has no samples: call accumulate() before fit()");
     const Index p = out_fft_.blocks(), q = in_fft_.blocks(), b = block_size_;
-    std::vector<std::complex<double>> spectra(static_cast<std::size_t>(bins() * p * q));
+    detail::AlignedBuffer<std::complex<double>> spectra(static_cast<std::size_t>(bins() * p * q));
     for (Index f = 0; f < bins(); ++f) {
       const ComplexMatrix solution = solve_bin(f, damping);  // p x q, unnormalised DFT of the c_ij
-      const bool real_bin = f == 0 || 2 * f == b;  // DC and Nyquist bins of a real signal are real
+      const bool real_bin = detail::is_real_bin(f, b);
       for (Index i = 0; i < p; ++i)
         for (Index j = 0; j < q; ++j) {
           const std::complex<double> v = solution(i, j);
-          spectra[static_cast<std::size_t>(f * p * q + i * q + j)] = real_bin ? std::complex<double>(v.real()) : v;
+          spectra.data()[f * p * q + i * q + j] = real_bin ? std::complex<double>(v.real()) : v;
         }
     }
-    // Back to first columns: c_ij = irfft(C^_ij) / b, one batched c2r over the p*q blocks.
-    const int bi = static_cast<int>(b), count = static_cast<int>(p * q);
-    detail::AlignedBuffer<double> columns(static_cast<std::size_t>(p * q * b));
-    detail::BatchedRealFft<double> fft(bi, count, bi, count, 1);
-    detail::BatchedRealFft<double>::inverse(fft.plan(true, detail::Direction::inverse), spectra.data(),
-                                            columns.data());
+    // Back to first columns: c_ij = irfft(C^_ij) / b.
+    detail::AlignedBuffer<double> columns;
+    detail::spectra_to_first_columns(spectra, b, p * q, columns);
     typename BlockCirculant<Scalar>::Vector params(p * q * b);
     for (Index k = 0; k < p * q * b; ++k) params[k] = static_cast<Scalar>(columns.data()[k] / double(b));
     return BlockCirculant<Scalar>(rows_, cols_, b, params, padding_);
@@ -165,19 +165,15 @@ class Calibrator {
     detail::require(A.rows() == rows_ && A.cols() == cols_ && A.block_size() == block_size_,
                     "loss() of a ", A.rows(), "x", A.cols(), " (block ", A.block_size(), ") matrix on statistics for ",
                     rows_, "x", cols_, " (block ", block_size_, ")");
-    const Index p = out_fft_.blocks(), q = in_fft_.blocks(), b = block_size_;
-    using RowMajor = Eigen::Matrix<std::complex<Scalar>, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
     double total = 0;
     for (Index f = 0; f < bins(); ++f) {
-      // A's cached spectra carry the 1/b of the inverse FFT: undo it to get the DFT of the c_ij.
-      const ComplexMatrix C =
-          Eigen::Map<const RowMajor>(A.spectra() + f * p * q, p, q).template cast<std::complex<double>>() * double(b);
+      const ComplexMatrix C = A.block_dfts(f);  // in the statistics' units: unnormalised DFTs
       const ComplexMatrix G = gram_[f].template selfadjointView<Eigen::Lower>();
       const double bin_loss = target_energy_[f] - 2.0 * (C.array() * cross_[f].conjugate().array()).real().sum() +
                               (C * G).cwiseProduct(C.conjugate()).real().sum();
       total += bin_weight(f) * bin_loss;
     }
-    return std::max(0.0, total / double(b));
+    return std::max(0.0, total / double(block_size_));
   }
 
   /// sum_s ||y_s||^2: loss(A) / target_energy() is the relative squared error.
@@ -188,8 +184,8 @@ class Calibrator {
   }
 
  private:
-  // Half-spectrum bins other than DC and Nyquist stand for two bins of the full spectrum.
-  double bin_weight(Index f) const noexcept { return (f == 0 || 2 * f == block_size_) ? 1.0 : 2.0; }
+  // Parseval over the half spectrum: every bin but the real ones stands for two of the full one.
+  double bin_weight(Index f) const noexcept { return detail::is_real_bin(f, block_size_) ? 1.0 : 2.0; }
 
   template <class M>
   void require_finite(const M& values, const char* what) const {

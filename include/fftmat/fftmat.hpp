@@ -8,5 +8,7 @@
 #include "error.hpp"            // IWYU pragma: export
 #include "input_spectrum.hpp"   // IWYU pragma: export
 #include "kernel_isa.hpp"       // IWYU pragma: export
+#include "planner.hpp"          // IWYU pragma: export
 #include "projection.hpp"       // IWYU pragma: export
+#include "threading.hpp"        // IWYU pragma: export
 #include "version.hpp"          // IWYU pragma: export

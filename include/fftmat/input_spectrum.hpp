@@ -7,6 +7,7 @@
 
 #include <complex>
 
+#define FFTMAT_INTERNAL_HEADERS_ALLOWED  // detail/internal_header_check.hpp
 #include "detail/fftw.hpp"
 #include "error.hpp"
 

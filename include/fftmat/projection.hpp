@@ -11,7 +11,9 @@
 #include <algorithm>
 #include <type_traits>
 
+#define FFTMAT_INTERNAL_HEADERS_ALLOWED  // detail/internal_header_check.hpp
 #include "block_circulant.hpp"
+#include "detail/block_layout.hpp"
 #include "detail/parallel.hpp"
 
 namespace fftmat {
@@ -31,14 +33,15 @@ void project_column_major(const Scalar* W, Index ld, Index m, Index n, Index b, 
     for (Index col = 0; col < n; ++col) {
       const Index j = col / b, k = col % b;
       const Scalar* w = W + col * ld + i * b;  // rows i*b .. i*b + rows_here - 1 of this column
-      Scalar* c = params + (i * q + j) * b;
+      Scalar* c = params + parameter_index(i, j, Index(0), q, b);
       // d = (r - k) mod b: rows r >= k give d = r - k, rows r < k wrap to d = r - k + b.
       for (Index r = k; r < rows_here; ++r) c[r - k] += w[r];
       const Index wrapped = std::min(k, rows_here);
       for (Index r = 0; r < wrapped; ++r) c[r - k + b] += w[r];
     }
     const Scalar scale = Scalar(1) / static_cast<Scalar>(b);
-    for (Index t = i * q * b; t < (i + 1) * q * b; ++t) params[t] *= scale;
+    const Index row_begin = parameter_index(i, Index(0), Index(0), q, b), row_end = row_begin + q * b;
+    for (Index t = row_begin; t < row_end; ++t) params[t] *= scale;
   });
 }
 
@@ -69,7 +72,7 @@ BlockCirculant<detail::projection_scalar_t<typename Derived::Scalar>> project_fr
     for (Index i = 0; i < p; ++i)
       for (Index j = 0; j < q; ++j)
         for (Index d = 0; d < b; ++d)
-          params[(i * q + j) * b + d] = transposed[(j * p + i) * b + (b - d) % b];
+          params[detail::parameter_index(i, j, d, q, b)] = transposed[detail::parameter_index(j, i, (b - d) % b, p, b)];
   } else {
     using ColMajor = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic>;
     const Eigen::Ref<const ColMajor, 0, Eigen::OuterStride<>> Wc(W.template cast<Scalar>());

@@ -8,7 +8,7 @@
 #include <cstdio>
 
 #include <fftmat/cuda.hpp>
-#include <fftmat/detail/fftw.hpp>
+#include <fftmat/planner.hpp>
 
 int main(int argc, char** argv) {
   int devices = 0;

@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "../reference.hpp"
 #include "evaluation.hpp"
 #include "patching.hpp"
 #include "report.hpp"
@@ -21,17 +22,9 @@ LlamaConfig config_of(int layers, int hidden, int intermediate) {
   return c;
 }
 
-// Wrapped-diagonal averages of W (out x in), written out from the definition in docs/design.md (Mathematics).
+// Wrapped-diagonal averages of W (out x in): the tests' reference of the Frobenius projection.
 Eigen::VectorXd frobenius_reference(const Eigen::MatrixXf& W, int b) {
-  const int p = int(W.rows()) / b, q = int(W.cols()) / b;
-  Eigen::VectorXd c = Eigen::VectorXd::Zero(p * q * b);
-  for (int i = 0; i < p; ++i)
-    for (int j = 0; j < q; ++j)
-      for (int d = 0; d < b; ++d) {
-        for (int k = 0; k < b; ++k) c[(i * q + j) * b + d] += W(i * b + (k + d) % b, j * b + k);
-        c[(i * q + j) * b + d] /= b;
-      }
-  return c;
+  return fftmat::test::wrapped_diagonal_averages(W.cast<double>(), b);
 }
 
 // KL(teacher || student) of the last position, averaged over a few fixed prompts.

@@ -179,7 +179,9 @@ TEST_CASE("extension: block-circulant MLP projections (b = 1 is dense: the logit
   patch(mlp.up, 1);
   patch(mlp.down, 1);
   REQUIRE(mlp.gate->block_circulant() != nullptr);
-  CHECK(mlp.gate->parameter_bytes() == std::size_t(176 * 64) * sizeof(std::complex<float>));
+  // b = 1: one real bin, so the packed spectra the product streams are 176 x 64 floats (22 whole
+  // panels of 8 rows), half the bytes of the 176 x 64 complex spectra.
+  CHECK(mlp.gate->parameter_bytes() == std::size_t(176 * 64) * sizeof(float));
 
   const int T = static_cast<int>(reference.tokens.size());
   for (const int chunk : {T, 1}) {

@@ -21,6 +21,8 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#define FFTMAT_INTERNAL_HEADERS_ALLOWED  // detail/internal_header_check.hpp
+#include "../detail/block_layout.hpp"
 #include "types.hpp"
 
 namespace fftmat::cuda::detail {
@@ -129,7 +131,7 @@ __global__ void __launch_bounds__(kThreads)
       const C w = s_twiddles[m];
       const C v = s_bins[f];
       const Real term = v.x * w.x - v.y * w.y;
-      sum += (2 * f == b) ? term : 2 * term;
+      sum += fftmat::detail::is_real_bin(f, b) ? term : 2 * term;
     }
     y[static_cast<long long>(out) * b + r] = sum;
   }

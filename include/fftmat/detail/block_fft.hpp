@@ -17,9 +17,11 @@
 //
 //     t * token_stride + j * bins + f,
 //
-// which FFTW's c2r runs about twice as fast as the bin-strided token-major layout for small b
-// (measured with FFTW 3.3.10 at b = 64, 172 blocks: unit-stride codelet input). The packed per-bin
-// kernels (complex_kernels.hpp) write their output in this layout.
+// which FFTW's c2r runs faster than the bin-strided token-major layout for small b: its codelets
+// read unit-stride input (docs/benchmarks.md has the times). The packed per-bin kernels
+// (complex_kernels.hpp) write their output in this layout.
+
+#include "internal_header_check.hpp"
 
 #include <Eigen/Core>
 
@@ -61,7 +63,6 @@ class BlockFft {
 
   Index dim() const noexcept { return dim_; }
   Index blocks() const noexcept { return blocks_; }
-  SpectrumLayout layout() const noexcept { return layout_; }
   Index bins() const noexcept { return block_size_ / 2 + 1; }
   /// Complex values between consecutive tokens in the token-major layout.
   Index token_stride() const noexcept { return round_up_to_simd(bins() * blocks_); }
@@ -101,10 +102,22 @@ class BlockFft {
     forward_range(fft, fft.plan(true, Direction::forward), x, first, count, token_spectrum, staging);
   }
 
-  /// inverse() of blocks [first, first + count) of one token's spectrum into y (dim values).
-  void inverse_blocks(Complex* token_spectrum, Index first, Index count, Scalar* y, Scalar* staging) const {
+  /// The inverse transform of `count` consecutive blocks of one token, looked up once (the plan
+  /// cache takes a lock) for every range of that length a product transforms.
+  struct RangePlan {
+    Index count;
+    BatchedRealFft<Scalar> fft;
+    const FftwPlan<Scalar>* aligned;
+  };
+  RangePlan inverse_range_plan(Index count) const {
     const BatchedRealFft<Scalar> fft = batch(count);
-    inverse_range(fft, fft.plan(true, Direction::inverse), token_spectrum, first, count, y, staging);
+    return {count, fft, fft.plan(true, Direction::inverse)};
+  }
+
+  /// inverse() of blocks [first, first + plan.count) of one token's spectrum into y (dim values).
+  /// Only a y that is not SIMD-aligned looks up a plan here (the FFTW_UNALIGNED one).
+  void inverse_blocks(const RangePlan& plan, Complex* token_spectrum, Index first, Scalar* y, Scalar* staging) const {
+    inverse_range(plan.fft, plan.aligned, token_spectrum, first, plan.count, y, staging);
   }
 
   /// Rough flop count of one token's transforms (5 N log2 N / 2 per real FFT of size N).

@@ -26,9 +26,10 @@
 // a one-token product streams. A complex panel's column then holds the pairs (real, imaginary) of
 // its R rows side by side: read as R 32-bit lanes, each lane's high half is already the float
 // pattern of the imaginary part (mask off the low half) and its low half shifted up is the real
-// part -- two integer instructions widen 16 values. (Converting planar binary16 with F16C, or
-// planar bfloat16 by zero extension, measured 1.4x slower per column than this layout on the
-// reference machine's Zen 1 cores, enough to make the one-token product compute-bound.)
+// part -- two integer instructions widen 16 values, where converting planar binary16 with F16C or
+// planar bfloat16 by zero extension costs enough per column to make the one-token product
+// compute-bound on cores with 128-bit FP pipes (docs/design.md, "bfloat16 spectra", has the
+// measurements).
 //
 // Register blocking follows the GotoBLAS/BLIS micro-kernel idea (Goto & van de Geijn, ACM TOMS 34,
 // 2008; Van Zee & van de Geijn, ACM TOMS 41, 2015): a panel of R rows stays in L1 while a tile of up
@@ -42,6 +43,9 @@
 // same sums (rounding may differ in the last bits); tests run every set the host supports against a
 // dense reference.
 
+#include "internal_header_check.hpp"
+
+#include <fftmat/detail/block_layout.hpp>
 #include <fftmat/detail/huge_page_array.hpp>
 #include <fftmat/detail/panel.hpp>
 #include <fftmat/detail/parallel.hpp>
@@ -86,7 +90,7 @@ class PackedSpectra {
     bin_offsets_.assign(static_cast<std::size_t>(bins_ + 1), 0);
     real_.assign(static_cast<std::size_t>(bins_), false);
     for (Index f = 0; f < bins_; ++f) {
-      real_[std::size_t(f)] = f == 0 || 2 * f == block_size;
+      real_[std::size_t(f)] = is_real_bin(f, block_size);
       const Index planes = real_[std::size_t(f)] ? 1 : 2;
       bin_offsets_[std::size_t(f + 1)] = bin_offsets_[std::size_t(f)] + q * planes * kPanelRows;
     }
@@ -132,8 +136,8 @@ class PackedSpectra {
     }
   }
   /// Bytes one product streams (the packed spectra, zero-padded rows included).
-  double bytes() const noexcept {
-    return bfloat16() ? double(bf16_.size()) * sizeof(Eigen::bfloat16) : double(data_.size()) * sizeof(Scalar);
+  std::size_t bytes() const noexcept {
+    return bfloat16() ? bf16_.size() * sizeof(Eigen::bfloat16) : data_.size() * sizeof(Scalar);
   }
 
  private:

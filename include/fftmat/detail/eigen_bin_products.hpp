@@ -3,6 +3,8 @@
 // GEMMs on the frequency-major spectra (docs/design.md, Mathematics): what matrices with fewer
 // block rows than one packed panel, and every transpose, use.
 
+#include "internal_header_check.hpp"
+
 #include <Eigen/Core>
 
 #include <complex>

@@ -6,6 +6,8 @@
 // the new-array interface (section 4.6), so one cached plan serves every buffer with the same
 // layout and alignment. The cache holds its lock only around lookup and insert, as pocketfft does.
 
+#include "internal_header_check.hpp"
+
 #include <fftw3.h>
 
 #include <complex>
@@ -17,27 +19,15 @@
 #include <tuple>
 #include <type_traits>
 #include <utility>
-#include <atomic>
 
 #include "../error.hpp"
+#include "../planner.hpp"
 
-namespace fftmat {
-
-/// How much time FFTW may spend choosing an algorithm for a new transform layout.
-/// `measure` times candidate algorithms (slower to plan, faster to run); plans are cached, so the
-/// cost is paid once per layout and process. `estimate` plans instantly.
-enum class PlannerEffort { estimate, measure };
-
-namespace detail {
+namespace fftmat::detail {
 
 inline std::mutex& fftw_planner_mutex() {
   static std::mutex mutex;
   return mutex;
-}
-
-inline std::atomic<PlannerEffort>& planner_effort_setting() {
-  static std::atomic<PlannerEffort> effort{PlannerEffort::measure};
-  return effort;
 }
 
 template <class Scalar>
@@ -183,7 +173,7 @@ class PlanCache {
   /// Returns the plan for `layout` (creating it on first use). Thread-safe; the returned pointer
   /// stays valid for the life of the process.
   const FftwPlan<Scalar>* get(const BatchLayout& layout, Direction direction) {
-    const PlannerEffort effort = planner_effort_setting();
+    const PlannerEffort effort = planner_effort();
     const Key key{layout, direction, effort};
     {
       std::lock_guard<std::mutex> lock(cache_mutex_);
@@ -259,9 +249,4 @@ class BatchedRealFft {
   BatchLayout layout_{};
 };
 
-}  // namespace detail
-
-/// Chooses how long FFTW may plan transforms of layouts not seen before (default: measure).
-inline void set_planner_effort(PlannerEffort effort) { detail::planner_effort_setting() = effort; }
-
-}  // namespace fftmat
+}  // namespace fftmat::detail

@@ -8,10 +8,12 @@
 // covers 512 of them. Arrays of at least kHugePageBytes / 2 are therefore aligned to and rounded up
 // to whole huge pages and advised with madvise(MADV_HUGEPAGE) (Linux; the kernel's
 // Documentation/admin-guide/mm/transhuge.rst: with the common "madvise" setting only advised ranges
-// get huge pages). Measured on the reference machine (docs/benchmarks.md): one-token applies at
-// the Llama-2-7B shapes, b = 64, took 6-14% less with bfloat16 spectra. The advice is only a hint:
+// get huge pages); docs/design.md ("Huge pages for the packed spectra") and docs/benchmarks.md
+// have what it saves. The advice is only a hint:
 // where it is refused or unavailable the array works the same on small pages. Rounding up costs
 // less than one huge page per array.
+
+#include "internal_header_check.hpp"
 
 #include <cstddef>
 #include <cstdint>

@@ -2,6 +2,8 @@
 // The geometry of the packed spectra's panels (detail/complex_kernels.hpp), which the packing and
 // every kernel set share.
 
+#include "internal_header_check.hpp"
+
 #include <Eigen/Core>
 
 #ifndef FFTMAT_PREFETCH_LINES

@@ -3,6 +3,8 @@
 // target region so that a program built for generic x86-64 carries it and runs it where the CPU
 // has AVX2 and FMA (fftmat::kernel_isa()). Included by detail/complex_kernels.hpp only.
 
+#include "internal_header_check.hpp"
+
 #include <fftmat/detail/panel.hpp>
 #include <fftmat/kernel_isa.hpp>
 

@@ -3,6 +3,8 @@
 // region so that a program built for generic x86-64 carries it and runs it where the CPU has
 // AVX-512F (fftmat::kernel_isa()). Included by detail/complex_kernels.hpp only.
 
+#include "internal_header_check.hpp"
+
 #include <fftmat/detail/simd_avx2.hpp>
 
 #ifdef FFTMAT_X86_KERNELS

@@ -3,6 +3,8 @@
 // once without allocating on the hot path: each call leases a workspace (a lock only around taking
 // and returning it), grows it on first use with a given size, and returns it for the next call.
 
+#include "internal_header_check.hpp"
+
 #include <memory>
 #include <mutex>
 #include <vector>
