@@ -6,6 +6,7 @@
 #include <iostream>
 #include <memory>
 
+#include "bench.hpp"
 #include "error.hpp"
 #include "evaluation_commands.hpp"
 #include "output_file.hpp"
@@ -81,7 +82,7 @@ void run_perplexity(const PerplexityOptions& o) {
     accumulator.add(base_logits.data() + std::size_t(first) * vocab, student_logits.data() + std::size_t(first) * vocab,
                     chunks[k].data() + first + 1, scored, config.vocab_size,
                     "chunk " + std::to_string(k + 1) + " of " + o.file.string());
-    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double elapsed = seconds_since(start);
     std::string line = "chunk " + std::to_string(k + 1) + "/" + std::to_string(chunks.size());
     if (accumulator.tokens() >= 2) {
       const PerplexityStatistics so_far = accumulator.statistics();
