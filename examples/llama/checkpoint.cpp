@@ -12,7 +12,6 @@ namespace llama {
 namespace {
 
 constexpr char kSingleFile[] = "model.safetensors";
-constexpr char kShardIndex[] = "model.safetensors.index.json";
 
 std::string shape_string(const std::vector<std::int64_t>& shape) {
   std::ostringstream out;
@@ -57,10 +56,10 @@ void Checkpoint::require_layers_of_config() const {
 
 void Checkpoint::add_shards() {
   const std::filesystem::path& directory = directory_;
-  check(std::filesystem::exists(directory / kShardIndex), directory, " has neither ", kSingleFile, " nor ",
-        kShardIndex);
-  const auto weight_map = parse_shard_index(read_text_file(directory / kShardIndex, kMaxShardIndexBytes),
-                                            (directory / kShardIndex).string());
+  check(std::filesystem::exists(directory / kShardIndexFile), directory, " has neither ", kSingleFile, " nor ",
+        kShardIndexFile);
+  const auto weight_map = parse_shard_index(read_text_file(directory / kShardIndexFile, kMaxShardIndexBytes),
+                                            (directory / kShardIndexFile).string());
   std::map<std::string, std::size_t> file_index;
   for (const auto& [tensor, file] : weight_map) {
     if (file_index.count(file) == 0) {
@@ -72,7 +71,7 @@ void Checkpoint::add_shards() {
   // only in another (or nowhere) means the download is inconsistent.
   for (const auto& [tensor, file] : weight_map) {
     const auto found = locations_.find(tensor);
-    check(found != locations_.end() && found->second.file == file_index.at(file), directory / kShardIndex,
+    check(found != locations_.end() && found->second.file == file_index.at(file), directory / kShardIndexFile,
           " places '", tensor, "' in ", file, ", which does not contain it");
   }
 }

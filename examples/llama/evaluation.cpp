@@ -232,6 +232,11 @@ void check_speed_lengths(const BenchSettings& speed, const LlamaConfig& config, 
         " decoded tokens exceed the model's context of ", context, " positions (max_position_embeddings)");
 }
 
+std::vector<std::vector<int>> tokenize_prompt_file(const Tokenizer& tokenizer, const std::filesystem::path& path,
+                                                   int max_len) {
+  return encode_prompts(tokenizer, read_prompt_file(path), max_len);
+}
+
 std::vector<std::string> read_prompt_file(const std::filesystem::path& path) {
   const std::string text = read_text_file(path, 100u << 20);
   require_utf8_text(text, path);
@@ -251,15 +256,16 @@ Evaluator::Evaluator(const EvalSettings& settings, Progress progress)
     : settings_(settings),
       progress_(std::move(progress)),
       checkpoint_(std::make_shared<const Checkpoint>(settings.model)),
-      teacher_(checkpoint_) {
+      teacher_(checkpoint_),
+      saved_patch_(read_saved_patch(*checkpoint_)) {
   check(settings.max_len >= 2 && settings.max_len <= config().max_position_embeddings, "--max-len ",
         settings.max_len, " must be between 2 and the model's max_position_embeddings ",
         config().max_position_embeddings);
   const Tokenizer tokenizer(settings.model / "tokenizer.model");
   check(tokenizer.vocab_size() <= config().vocab_size, "tokenizer has ", tokenizer.vocab_size(),
         " pieces but the model's vocab_size is ", config().vocab_size);
-  prompts_ = encode_prompts(tokenizer, read_prompt_file(settings.prompts), settings.max_len);
-  calibration_ = encode_prompts(tokenizer, read_prompt_file(settings.calibration), settings.max_len);
+  prompts_ = tokenize_prompt_file(tokenizer, settings.prompts, settings.max_len);
+  calibration_ = tokenize_prompt_file(tokenizer, settings.calibration, settings.max_len);
 
   // Perplexity windows: BOS followed by max_len - 1 consecutive tokens of the held-out text.
   const std::string heldout = read_text_file(settings.heldout, 100u << 20);
@@ -377,12 +383,22 @@ double Evaluator::perplexity(Model& model) const {
 }
 
 RowResult Evaluator::evaluate(const std::string& name, const PatchSettings& patch) {
+  return measure(name, patch, [&](Model& student) { patch_model(student, teacher_, patch, calibration_, progress_); });
+}
+
+RowResult Evaluator::evaluate_saved_patch(const std::string& name) {
+  check(saved_patch_.has_value(), settings_.model.string(), " holds no saved patch");
+  return measure(name, saved_patch_->settings, [&](Model& student) { apply_saved_patch(*saved_patch_, student); });
+}
+
+RowResult Evaluator::measure(const std::string& name, const PatchSettings& settings,
+                             const std::function<void(Model&)>& patch) {
   RowResult row;
   row.name = name;
-  row.settings = patch;
+  row.settings = settings;
   Model student(checkpoint_);
   const auto start = std::chrono::steady_clock::now();
-  patch_model(student, teacher_, patch, calibration_, progress_);
+  patch(student);
   row.patch_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
   const int vocab = config().vocab_size;

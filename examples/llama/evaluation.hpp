@@ -8,11 +8,13 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "bench.hpp"
 #include "model.hpp"
+#include "patched_checkpoint.hpp"
 #include "patching.hpp"
 #include "tokenizer.hpp"
 
@@ -60,7 +62,9 @@ PromptMetrics compare_logits(const float* teacher, const float* student, int T, 
 MeanWithError mean_with_error(const std::vector<double>& values);
 
 /// Loads the model, tokenizes the prompt files and computes (or loads from the cache) the teacher's
-/// logits once; then evaluates any number of patch settings against them.
+/// logits once; then evaluates any number of patch settings against them. When settings.model is
+/// a PATCHED directory (patched_checkpoint.hpp), the teacher is its base model (the checkpoint's
+/// own weights) and its saved patch can be evaluated without calibrating again.
 class Evaluator {
  public:
   using Progress = std::function<void(const std::string&)>;
@@ -68,12 +72,18 @@ class Evaluator {
 
   /// Patches a fresh student with `settings` and measures it.
   RowResult evaluate(const std::string& name, const PatchSettings& settings);
+  /// The saved patch of a PATCHED model, or null for a plain checkpoint.
+  const SavedPatch* saved_patch() const { return saved_patch_ ? &*saved_patch_ : nullptr; }
+  /// Measures a fresh student with the saved patch applied (which must exist): no calibration.
+  RowResult evaluate_saved_patch(const std::string& name);
 
   const LlamaConfig& config() const { return teacher_.config(); }
   const EvalSettings& settings() const { return settings_; }
   int prompt_count() const { return static_cast<int>(prompts_.size()); }
 
  private:
+  /// Measures a fresh student that `patch` has patched.
+  RowResult measure(const std::string& name, const PatchSettings& settings, const std::function<void(Model&)>& patch);
   void load_or_compute_teacher_logits();
   double perplexity(Model& model) const;
 
@@ -81,6 +91,7 @@ class Evaluator {
   Progress progress_;
   std::shared_ptr<const Checkpoint> checkpoint_;
   Model teacher_;
+  std::optional<SavedPatch> saved_patch_;
   std::vector<std::vector<int>> prompts_, calibration_, heldout_windows_;
   std::vector<std::vector<float>> teacher_logits_;  // per prompt, T x vocab
   double teacher_perplexity_ = 0;
@@ -95,5 +106,9 @@ void check_speed_lengths(const BenchSettings& speed, const LlamaConfig& config, 
 /// Non-empty lines of a prompt file (at most 100,000 lines of 100 kB), which must be UTF-8 text;
 /// errors name the file and the line.
 std::vector<std::string> read_prompt_file(const std::filesystem::path& path);
+
+/// The prompts of a prompt file (read_prompt_file) tokenized, BOS first, each cut to `max_len` tokens.
+std::vector<std::vector<int>> tokenize_prompt_file(const Tokenizer& tokenizer, const std::filesystem::path& path,
+                                                   int max_len);
 
 }  // namespace llama

@@ -8,6 +8,7 @@
 
 #include "error.hpp"
 #include "output_file.hpp"
+#include "patched_checkpoint.hpp"
 #include "report.hpp"
 #include "threads.hpp"
 
@@ -23,7 +24,8 @@ struct CommonOptions {
 };
 
 void add_common_options(CLI::App& command, CommonOptions& o) {
-  command.add_option("--model", o.eval.model, "Hugging Face Llama checkpoint directory")
+  command.add_option("--model", o.eval.model, "Hugging Face Llama checkpoint directory, or a PATCHED one written by "
+                     "`patch` (its base is the teacher, its saved patch the student)")
       ->capture_default_str()->check(CLI::ExistingDirectory);
   command.add_option("--prompts", o.eval.prompts, "evaluation prompts, one per line")->capture_default_str();
   command.add_option("--calibration", o.eval.calibration, "calibration prompts, one per line (kept apart from "
@@ -69,10 +71,35 @@ void check_before_work(const EvalSettings& settings, const std::filesystem::path
   require_writable_directory(settings.cache_dir, "teacher cache directory (--cache-dir)");
 }
 
+/// eval of a PATCHED model: its base (the teacher) against its saved patch, calibrated once by
+/// `patch`; the patch options would describe another patch, so they are refused.
+void run_eval_saved_patch(const CommonOptions& o, EvalSettings settings, const std::vector<CLI::Option*>& patch_options) {
+  for (const CLI::Option* option : patch_options) {
+    check(option->count() == 0, "--model ", settings.model, " is a patched checkpoint, which eval measures as saved; ",
+          option->get_name(), " would describe another patch (give the base checkpoint to patch it anew)");
+  }
+  const LlamaConfig config = load_llama_config(settings.model / "config.json");
+  check_before_work(settings, o.out, config);
+  auto prefix = std::make_shared<std::string>("");
+  Evaluator evaluator(settings, progress_printer(prefix));
+  std::vector<RowResult> rows;
+  *prefix = "[original] ";
+  rows.push_back(evaluator.evaluate("Original (baseline)", PatchSettings{}));
+  *prefix = "[saved patch] ";
+  rows.push_back(evaluator.evaluate_saved_patch(describe(*evaluator.saved_patch())));
+  finish_progress_line();
+  std::cout << markdown_table(rows);
+  if (!o.out.empty()) {
+    write_report(o.out, rows, settings, evaluator.config());
+    std::cerr << "wrote " << (o.out / "report.md").string() << ", results.csv and results.json\n";
+  }
+}
+
 void run_eval(const CommonOptions& o, const std::string& layers, int block, const std::string& projection,
-              double damping, const std::string& spectra) {
+              double damping, const std::string& spectra, const std::vector<CLI::Option*>& patch_options) {
   EvalSettings settings = o.eval;
   if (settings.cache_dir.empty()) settings.cache_dir = o.out.empty() ? "fftmat-cache" : o.out / "cache";
+  if (has_saved_patch(settings.model)) return run_eval_saved_patch(o, settings, patch_options);
   // Everything the command line says is checked against the model before the long work starts.
   const LlamaConfig config = load_llama_config(settings.model / "config.json");
   check_before_work(settings, o.out, config);
@@ -117,6 +144,11 @@ void run_sweep(const CommonOptions& o, const std::filesystem::path& grid_file) {
     rows.push_back(evaluator.evaluate(grid[k].name, grid[k].settings));
     write_report(o.out, rows, settings, evaluator.config());  // a partial report survives an interruption
   }
+  if (const SavedPatch* saved = evaluator.saved_patch()) {  // a PATCHED model: its patch is the last row
+    *prefix = "[saved patch] ";
+    rows.push_back(evaluator.evaluate_saved_patch(describe(*saved)));
+    write_report(o.out, rows, settings, evaluator.config());
+  }
   finish_progress_line();
   std::cout << markdown_table(rows);
   std::cerr << "wrote " << (o.out / "report.md").string() << ", results.csv and results.json\n";
@@ -138,20 +170,23 @@ std::function<void()> add_evaluation_commands(CLI::App& app) {
               "(student) with the original (teacher): cosine, KL, top-1, top-5 of last-token logits, KL and "
               "top-1 over all positions, perplexity on held-out text, prefill and decode tokens/s");
   add_common_options(*eval, *common);
-  eval->add_option("--layers", *layers, "layers to patch: 0, 0-3, 0,5,9 or all")->capture_default_str();
-  eval->add_option("--block", *block, "block size b (must divide hidden and intermediate sizes)")
-      ->capture_default_str();
-  eval->add_option("--projection", *projection,
+  auto patch_options = std::make_shared<std::vector<CLI::Option*>>();
+  patch_options->push_back(
+      eval->add_option("--layers", *layers, "layers to patch: 0, 0-3, 0,5,9 or all")->capture_default_str());
+  patch_options->push_back(eval->add_option("--block", *block, "block size b (must divide hidden and intermediate sizes)")
+      ->capture_default_str());
+  patch_options->push_back(eval->add_option("--projection", *projection,
                    "frobenius (nearest in Frobenius norm), calibrated (closed-form fit on the teacher's "
                    "activations), sequential (layer by layer on the patched student's inputs), zero (MLP removed)")
-      ->capture_default_str();
-  eval->add_option("--damping", *damping, "calibration damping, relative to trace(G_f)/q per frequency bin")
-      ->capture_default_str();
-  eval->add_option("--spectra", *spectra,
+      ->capture_default_str());
+  patch_options->push_back(
+      eval->add_option("--damping", *damping, "calibration damping, relative to trace(G_f)/q per frequency bin")
+          ->capture_default_str());
+  patch_options->push_back(eval->add_option("--spectra", *spectra,
                    "precision of the spectra that block-circulant products read: full (float) or bfloat16 (half "
                    "the bytes; projections with fewer than 8 block rows keep float)")
       ->capture_default_str()
-      ->check(CLI::IsMember({"full", "bfloat16"}));
+      ->check(CLI::IsMember({"full", "bfloat16"})));
   eval->add_option("--out", common->out, "also write report.md, results.csv and results.json here");
 
   CLI::App* sweep = app.add_subcommand(
@@ -164,7 +199,7 @@ std::function<void()> add_evaluation_commands(CLI::App& app) {
   return [=] {
     if (!*eval && !*sweep) return;
     use_threads(common->threads);
-    if (*eval) run_eval(*common, *layers, *block, *projection, *damping, *spectra);
+    if (*eval) run_eval(*common, *layers, *block, *projection, *damping, *spectra, *patch_options);
     if (*sweep) run_sweep(*common, *grid);
   };
 }
