@@ -4,6 +4,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <csignal>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -12,6 +17,7 @@
 
 #include "evaluation.hpp"
 #include "model.hpp"
+#include "output_file.hpp"
 #include "patched_checkpoint.hpp"
 #include "patching.hpp"
 #include "test_helpers.hpp"
@@ -123,7 +129,72 @@ void set_parameter(const fs::path& dir, const std::string& name, std::size_t ind
   write_patch(dir, file);
 }
 
+/// The names in `directory`, sorted.
+std::vector<std::string> entries(const fs::path& directory) {
+  std::vector<std::string> names;
+  for (const auto& entry : fs::directory_iterator(directory)) names.push_back(entry.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
 }  // namespace
+
+TEST_CASE("outputs: a directory appears complete or not at all") {
+  const TempDir dir;
+  const fs::path target = dir.path() / "out";
+  {
+    TemporaryDirectory building(target);
+    write_file(building.add("a.txt"), "a");
+    CHECK(!fs::exists(target));
+    CHECK(entries(dir.path()).size() == 1);  // the hidden temporary
+  }  // not committed: removed with what it holds
+  CHECK(entries(dir.path()).empty());
+
+  {
+    TemporaryDirectory building(target);
+    write_file(building.add("a.txt"), "a");
+    fs::create_symlink("a.txt", building.add("b.txt"));
+    building.commit();
+  }
+  CHECK(entries(dir.path()) == std::vector<std::string>{"out"});
+  CHECK(entries(target) == std::vector<std::string>{"a.txt", "b.txt"});
+  CHECK(read_file(target / "b.txt") == "a");
+  CHECK(contains(error_of([&] { TemporaryDirectory again(target); }), "already exists"));
+  CHECK(contains(error_of([&] { TemporaryDirectory building(dir.path() / "new"); building.add("../x"); }),
+                 "'../x' is not a plain file name"));
+
+  // A target that appears meanwhile is not replaced, and the temporary goes.
+  CHECK(contains(error_of([&] {
+                   TemporaryDirectory building(dir.path() / "raced");
+                   write_file(building.add("mine.txt"), "mine");
+                   fs::create_directory(dir.path() / "raced");
+                   write_file(dir.path() / "raced" / "theirs.txt", "theirs");
+                   building.commit();
+                 }),
+                 "appeared while it was being written; nothing replaced"));
+  CHECK(entries(dir.path() / "raced") == std::vector<std::string>{"theirs.txt"});
+  CHECK(entries(dir.path()) == std::vector<std::string>{"out", "raced"});
+}
+
+TEST_CASE("outputs: SIGTERM while a directory is built removes it and its entries") {
+  const TempDir dir;
+  const pid_t child = fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    std::signal(SIGTERM, SIG_DFL);  // not doctest's handler, which would report the signal as a failure
+    TemporaryDirectory building(dir.path() / "out");
+    write_file(building.add("weights.bin"), std::string(1000, 'w'));
+    fs::create_symlink("/nonexistent", building.add("link"));
+    ::kill(::getpid(), SIGTERM);
+    ::sleep(5);  // the signal arrives before this ends
+    ::_exit(0);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  CHECK(WIFSIGNALED(status));
+  CHECK(WTERMSIG(status) == SIGTERM);
+  CHECK(entries(dir.path()).empty());
+}
 
 TEST_CASE("saved patch: the reloaded model's logits equal the patched model's bit for bit") {
   TempDir dir;
