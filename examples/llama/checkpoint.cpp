@@ -21,10 +21,21 @@ std::string shape_string(const std::vector<std::int64_t>& shape) {
   return out.str();
 }
 
+/// A file of the checkpoint that is a symbolic link to nothing -- in a PATCHED directory whose base
+/// was moved or deleted -- is named with its target, not reported as missing.
+void require_link_target(const std::filesystem::path& path) {
+  std::error_code ec;
+  const bool dangling = std::filesystem::is_symlink(std::filesystem::symlink_status(path, ec)) &&
+                        !std::filesystem::exists(path, ec);
+  check(!dangling, path, " is a symbolic link to ", std::filesystem::read_symlink(path, ec),
+        ", which does not exist (was the base checkpoint moved or deleted?)");
+}
+
 }  // namespace
 
 Checkpoint::Checkpoint(const std::filesystem::path& directory) : directory_(directory) {
   check(std::filesystem::is_directory(directory), "model directory ", directory, " does not exist");
+  for (const char* name : {"config.json", kSingleFile, kShardIndexFile}) require_link_target(directory / name);
   config_ = load_llama_config(directory / "config.json");
 
   if (std::filesystem::exists(directory / kSingleFile)) {
@@ -102,6 +113,7 @@ void Checkpoint::require_finite_weights() const {
 }
 
 void Checkpoint::add_file(const std::filesystem::path& path) {
+  require_link_target(path);
   files_.emplace_back(path);
   const MappedFile& file = files_.back();
   headers_.push_back(parse_safetensors(file.data(), file.size(), path.string()));

@@ -373,6 +373,11 @@ TEST_CASE("saved patch: a corrupted PATCHED directory is rejected with a message
   CHECK(contains(load_error(p), "model.safetensors has 511328 bytes and XXH3 "));
   // The teacher of eval and sweep is refused too: the Evaluator reads the patch first.
   CHECK(contains(error_of([&] { read_saved_patch(Checkpoint(p)); }), "the base checkpoint changed"));
+
+  // The base moved away: the links name what they point to.
+  fs::rename(base, dir.path() / "moved");
+  CHECK(contains(load_error(p), "config.json\" is a symbolic link to \"" + base.string() +
+                                    "/config.json\", which does not exist (was the base checkpoint moved or deleted?)"));
 }
 
 TEST_CASE("saved patch: eval of a PATCHED model measures its saved patch against its base, without calibrating") {
