@@ -15,6 +15,7 @@
 #include <limits>
 #include <memory>
 
+#include "../scoped_thread_count.hpp"
 #include "evaluation.hpp"
 #include "model.hpp"
 #include "output_file.hpp"
@@ -381,6 +382,9 @@ TEST_CASE("saved patch: a corrupted PATCHED directory is rejected with a message
 }
 
 TEST_CASE("saved patch: eval of a PATCHED model measures its saved patch against its base, without calibrating") {
+  // Equality is tested here, not speed: one thread, because the evaluator's timing loops with a
+  // team of two spinning at barriers take ten times longer on a loaded machine.
+  const fftmat::test::ScopedThreadCount one_thread(1);
   TempDir dir;
   const fs::path model = fs::path(FFTMAT_SHIPPED_MODEL), patched_dir = dir.path() / "patched";
   write_file(dir.path() / "prompts.txt", "To be, or not to be, that is the question:\nWhat light through yonder window breaks?\n"
