@@ -71,6 +71,17 @@ void check_before_work(const EvalSettings& settings, const std::filesystem::path
   require_writable_directory(settings.cache_dir, "teacher cache directory (--cache-dir)");
 }
 
+/// eval's output: the table on stdout, and the report files when --out is given.
+void print_eval_rows(const CommonOptions& o, const std::vector<RowResult>& rows, const EvalSettings& settings,
+                     const LlamaConfig& config) {
+  finish_progress_line();
+  std::cout << markdown_table(rows);
+  if (!o.out.empty()) {
+    write_report(o.out, rows, settings, config);
+    std::cerr << "wrote " << (o.out / "report.md").string() << ", results.csv and results.json\n";
+  }
+}
+
 /// eval of a PATCHED model: its base (the teacher) against its saved patch, calibrated once by
 /// `patch`; the patch options would describe another patch, so they are refused.
 void run_eval_saved_patch(const CommonOptions& o, EvalSettings settings, const std::vector<CLI::Option*>& patch_options) {
@@ -87,12 +98,7 @@ void run_eval_saved_patch(const CommonOptions& o, EvalSettings settings, const s
   rows.push_back(evaluator.evaluate("Original (baseline)", PatchSettings{}));
   *prefix = "[saved patch] ";
   rows.push_back(evaluator.evaluate_saved_patch(describe(*evaluator.saved_patch())));
-  finish_progress_line();
-  std::cout << markdown_table(rows);
-  if (!o.out.empty()) {
-    write_report(o.out, rows, settings, evaluator.config());
-    std::cerr << "wrote " << (o.out / "report.md").string() << ", results.csv and results.json\n";
-  }
+  print_eval_rows(o, rows, settings, evaluator.config());
 }
 
 void run_eval(const CommonOptions& o, const std::string& layers, int block, const std::string& projection,
@@ -119,12 +125,7 @@ void run_eval(const CommonOptions& o, const std::string& layers, int block, cons
   *prefix = "[patched] ";
   const std::string suffix = patch.spectra == fftmat::SpectrumPrecision::bfloat16 ? " (bfloat16 spectra)" : "";
   rows.push_back(evaluator.evaluate(format_layers(patch.layers) + " " + projection + suffix, patch));
-  finish_progress_line();
-  std::cout << markdown_table(rows);
-  if (!o.out.empty()) {
-    write_report(o.out, rows, settings, evaluator.config());
-    std::cerr << "wrote " << (o.out / "report.md").string() << ", results.csv and results.json\n";
-  }
+  print_eval_rows(o, rows, settings, evaluator.config());
 }
 
 void run_sweep(const CommonOptions& o, const std::filesystem::path& grid_file) {

@@ -21,7 +21,8 @@ namespace {
 
 // The temporaries that exist right now, for the signal handler to remove. A handler may only call
 // async-signal-safe functions (POSIX.1-2017, section 2.4.3): it reads these slots and calls
-// unlink() and raise(), nothing else.
+// unlink(), rmdir(), sigaction() and raise(), nothing else. A temporary directory takes a slot, and
+// so does each entry made in it (TemporaryDirectory::add), so the handler can empty and remove it.
 constexpr std::size_t kSlots = 64;
 struct Slot {
   std::atomic<bool> used{false};

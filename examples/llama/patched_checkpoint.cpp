@@ -25,13 +25,13 @@ constexpr char kMetadataKey[] = "fftmat_patch";
 constexpr int kFormat = 1;
 constexpr char kTokenizerFile[] = "tokenizer.model";
 
-std::string hex(XXH64_hash_t hash) {
+std::string xxh3_text(XXH64_hash_t hash) {
   char text[17];
   std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(hash));
   return text;
 }
 
-std::string shape_string(const std::vector<std::int64_t>& shape) {
+std::string shape_text(const std::vector<std::int64_t>& shape) {
   std::string text = "[";
   for (std::size_t k = 0; k < shape.size(); ++k) text += (k ? ", " : "") + std::to_string(shape[k]);
   return text + "]";
@@ -68,8 +68,8 @@ std::unique_ptr<Linear> load_block_circulant(const StoredProjection& stored, con
   check(layout.dtype == "F32", where, ": the layout has dtype ", layout.dtype, "; the model's projections are F32");
   const StoredTensor& parameters = stored.tensors.at("parameters");
   const std::vector<std::int64_t> expected{layout.block_rows(), layout.block_cols(), layout.block_size};
-  check(parameters.shape == expected, where, ": tensor \"parameters\" has shape ", shape_string(parameters.shape),
-        ", but its layout needs ", shape_string(expected));
+  check(parameters.shape == expected, where, ": tensor \"parameters\" has shape ", shape_text(parameters.shape),
+        ", but its layout needs ", shape_text(expected));
   const Eigen::Map<const Eigen::VectorXf> values(parameters.values.data(),
                                                  static_cast<Eigen::Index>(parameters.values.size()));
   try {
@@ -142,7 +142,7 @@ std::string tensor_name(const std::string& replaces, const std::string& role) {
 nlohmann::json base_files(const Checkpoint& checkpoint) {
   nlohmann::json files = nlohmann::json::array();
   const auto add = [&](const std::string& name, const std::uint8_t* data, std::size_t size) {
-    files.push_back({{"name", name}, {"bytes", size}, {"xxh3", hex(XXH3_64bits(data, size))}});
+    files.push_back({{"name", name}, {"bytes", size}, {"xxh3", xxh3_text(XXH3_64bits(data, size))}});
   };
   const auto add_file = [&](const std::string& name) {
     const MappedFile file(checkpoint.directory() / name);
@@ -291,7 +291,7 @@ void save_patched_checkpoint(const Checkpoint& base, const SavedPatch& patch, co
                                 {"base", files},
                                 {"settings", settings_json(patch)},
                                 {"projections", projections},
-                                {"payload_xxh3", hex(XXH3_64bits_digest(state))}};
+                                {"payload_xxh3", xxh3_text(XXH3_64bits_digest(state))}};
   const std::string bytes = safetensors_file(tensors, {{kMetadataKey, metadata.dump()}});
 
   TemporaryDirectory directory(out);
@@ -382,7 +382,7 @@ std::optional<SavedPatch> read_saved_patch(const Checkpoint& checkpoint) {
         format_layers(std::vector<int>(layers.begin(), layers.end())), ", the settings say ",
         format_layers(patch.settings.layers));
   // Last, so that each check above names its own problem: any other change to the data is caught here.
-  const std::string payload = hex(XXH3_64bits(file.data() + header.data_offset, file.size() - header.data_offset));
+  const std::string payload = xxh3_text(XXH3_64bits(file.data() + header.data_offset, file.size() - header.data_offset));
   check(payload == member(root, "payload_xxh3", type::string, where).get<std::string>(), source,
         ": the tensors do not match the checksum in the metadata (XXH3 ", payload, ", recorded ",
         root.at("payload_xxh3").get<std::string>(), "): the file was altered or damaged");

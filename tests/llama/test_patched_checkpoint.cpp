@@ -36,7 +36,7 @@ using llama_test::TempDir;
 using llama_test::write_file;
 namespace fs = std::filesystem;
 
-const auto quiet = [](const std::string&) {};
+const auto silent = [](const std::string&) {};
 const std::vector<int> kIds{1, 5, 6, 7, 42, 99, 3, 17, 250, 8, 64, 12};
 
 /// Token sequences for the calibrated projections of the reference checkpoints (no tokenizer).
@@ -70,7 +70,7 @@ bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
 }
 
-PatchSettings settings(std::vector<int> layers, int block, Projection projection,
+PatchSettings patch_settings(std::vector<int> layers, int block, Projection projection,
                        fftmat::SpectrumPrecision spectra = fftmat::SpectrumPrecision::full) {
   PatchSettings s;
   s.layers = std::move(layers);
@@ -86,12 +86,12 @@ Model patch_and_save(const fs::path& base, const PatchSettings& s, const fs::pat
   const auto checkpoint = std::make_shared<const Checkpoint>(base);
   Model teacher(checkpoint), student(checkpoint);
   patch_model(student, teacher, s, calibration.empty() ? calibration_ids(teacher.config().vocab_size) : calibration,
-              quiet);
+              silent);
   save_patched_checkpoint(*checkpoint, make_saved_patch(student, s, "test prompts"), out, how);
   return student;
 }
 
-std::string load_error(const fs::path& dir) {
+std::string patched_load_error(const fs::path& dir) {
   return error_of([&] { Model::load(dir); });
 }
 
@@ -201,7 +201,7 @@ TEST_CASE("saved patch: the reloaded model's logits equal the patched model's bi
   TempDir dir;
   const fs::path patched_dir = dir.path() / "patched";
   // gate and up are 160x64 (10 block rows: packed kernels, bfloat16 spectra), down 64x160 (4: full).
-  const PatchSettings s = settings({0, 1}, 16, Projection::sequential, fftmat::SpectrumPrecision::bfloat16);
+  const PatchSettings s = patch_settings({0, 1}, 16, Projection::sequential, fftmat::SpectrumPrecision::bfloat16);
   Model patched = patch_and_save(reference_dir("gqa_f32"), s, patched_dir, BaseFiles::link);
   Model reloaded = Model::load(patched_dir);
 
@@ -240,7 +240,7 @@ TEST_CASE("saved patch: the reloaded model's logits equal the patched model's bi
 TEST_CASE("saved patch: copies of a sharded checkpoint reload bit for bit, prefill and decode") {
   TempDir dir;
   const fs::path patched_dir = dir.path() / "patched";
-  Model patched = patch_and_save(reference_dir("sharded_f16"), settings({0, 2}, 16, Projection::frobenius),
+  Model patched = patch_and_save(reference_dir("sharded_f16"), patch_settings({0, 2}, 16, Projection::frobenius),
                                  patched_dir, BaseFiles::copy);
   Model reloaded = Model::load(patched_dir);
   CHECK(same_bits(all_logits(reloaded, kIds), all_logits(patched, kIds)));
@@ -261,20 +261,20 @@ TEST_CASE("saved patch: outputs and inputs that cannot be saved are refused befo
   Model model(checkpoint), teacher(checkpoint);
   CHECK(contains(error_of([&] { check_patched_output(dir.path()); }), "already exists"));
   CHECK(error_of([&] { check_patched_output(dir.path() / "new"); }).empty());
-  CHECK(contains(error_of([&] { make_saved_patch(model, settings({0}, 16, Projection::frobenius), ""); }),
+  CHECK(contains(error_of([&] { make_saved_patch(model, patch_settings({0}, 16, Projection::frobenius), ""); }),
                  "'model.layers.0.mlp.gate_proj.weight' is not a projection that can be saved (kinds: block_circulant)"));
-  patch_model(model, teacher, settings({1}, 16, Projection::zero), {}, quiet);
-  CHECK(contains(error_of([&] { make_saved_patch(model, settings({1}, 16, Projection::zero), ""); }),
+  patch_model(model, teacher, patch_settings({1}, 16, Projection::zero), {}, silent);
+  CHECK(contains(error_of([&] { make_saved_patch(model, patch_settings({1}, 16, Projection::zero), ""); }),
                  "'model.layers.1.mlp.gate_proj.weight' is not a projection that can be saved"));
 
   const fs::path patched_dir = dir.path() / "patched";
-  patch_and_save(base, settings({0}, 16, Projection::frobenius), patched_dir, BaseFiles::link);
+  patch_and_save(base, patch_settings({0}, 16, Projection::frobenius), patched_dir, BaseFiles::link);
   CHECK(contains(error_of([&] {
-                   patch_and_save(base, settings({1}, 16, Projection::frobenius), patched_dir, BaseFiles::link);
+                   patch_and_save(base, patch_settings({1}, 16, Projection::frobenius), patched_dir, BaseFiles::link);
                  }),
                  "already exists"));
   CHECK(contains(error_of([&] {
-                   patch_and_save(patched_dir, settings({1}, 16, Projection::frobenius), dir.path() / "twice",
+                   patch_and_save(patched_dir, patch_settings({1}, 16, Projection::frobenius), dir.path() / "twice",
                                   BaseFiles::link);
                  }),
                  "is itself a patched checkpoint; patch its base instead"));
@@ -287,27 +287,27 @@ TEST_CASE("saved patch: a corrupted PATCHED directory is rejected with a message
   int made = 0;
   const auto fresh = [&] {
     const fs::path patched_dir = dir.path() / ("patched" + std::to_string(made++));
-    patch_and_save(base, settings({0, 1}, 16, Projection::frobenius), patched_dir, BaseFiles::link);
-    REQUIRE(load_error(patched_dir).empty());
+    patch_and_save(base, patch_settings({0, 1}, 16, Projection::frobenius), patched_dir, BaseFiles::link);
+    REQUIRE(patched_load_error(patched_dir).empty());
     return patched_dir;
   };
   const std::string gate = "model.layers.0.mlp.gate_proj.parameters";
 
   fs::path p = fresh();
   fs::resize_file(p / kPatchFileName, 100);
-  CHECK(contains(load_error(p), "fftmat_patch.safetensors: header length"));
+  CHECK(contains(patched_load_error(p), "fftmat_patch.safetensors: header length"));
 
   p = fresh();
   fs::resize_file(p / kPatchFileName, fs::file_size(p / kPatchFileName) - 4);
-  CHECK(contains(load_error(p), "past the end of the data section"));
+  CHECK(contains(patched_load_error(p), "past the end of the data section"));
 
   p = fresh();
   set_parameter(p, gate, 5, 0.25f);  // a finite but changed value: only the checksum sees it
-  CHECK(contains(load_error(p), "fftmat_patch.safetensors: the tensors do not match the checksum in the metadata"));
+  CHECK(contains(patched_load_error(p), "fftmat_patch.safetensors: the tensors do not match the checksum in the metadata"));
 
   p = fresh();
   set_parameter(p, gate, 5, std::numeric_limits<float>::quiet_NaN());
-  CHECK(contains(load_error(p), "the projection replacing 'model.layers.0.mlp.gate_proj.weight', tensor "
+  CHECK(contains(patched_load_error(p), "the projection replacing 'model.layers.0.mlp.gate_proj.weight', tensor "
                                 "\"parameters\": parameter 5 (block row 0, block column 0, offset 5) is not finite"));
 
   p = fresh();
@@ -316,7 +316,7 @@ TEST_CASE("saved patch: a corrupted PATCHED directory is rejected with a message
     file.header[gate]["shape"] = {4, 10, 16};  // the same bytes in the wrong shape
     write_patch(p, file);
   }
-  CHECK(contains(load_error(p), "tensor \"parameters\" has shape [4, 10, 16], but its layout needs [10, 4, 16]"));
+  CHECK(contains(patched_load_error(p), "tensor \"parameters\" has shape [4, 10, 16], but its layout needs [10, 4, 16]"));
 
   p = fresh();
   {
@@ -325,35 +325,35 @@ TEST_CASE("saved patch: a corrupted PATCHED directory is rejected with a message
     file.header.erase(gate);
     write_patch(p, file);
   }
-  CHECK(contains(load_error(p), "tensor '" + gate + "' (role \"parameters\") is missing from the file"));
+  CHECK(contains(patched_load_error(p), "tensor '" + gate + "' (role \"parameters\") is missing from the file"));
 
   p = fresh();
   edit_metadata(p, [](nlohmann::json& m) { m["projections"][0]["layout"]["rows"] = "128"; });
-  CHECK(contains(load_error(p), "the layout is 128x64, but config.json makes 'model.layers.0.mlp.gate_proj.weight' 160x64"));
+  CHECK(contains(patched_load_error(p), "the layout is 128x64, but config.json makes 'model.layers.0.mlp.gate_proj.weight' 160x64"));
 
   p = fresh();
   edit_metadata(p, [](nlohmann::json& m) { m["projections"][0]["layout"]["padding"] = "reflect"; });
-  CHECK(contains(load_error(p), "block-circulant layout field \"padding\" = \"reflect\" is neither"));
+  CHECK(contains(patched_load_error(p), "block-circulant layout field \"padding\" = \"reflect\" is neither"));
 
   p = fresh();
   edit_metadata(p, [](nlohmann::json& m) { m["projections"][1]["kind"] = "low_rank"; });
-  CHECK(contains(load_error(p), "projection kind 'low_rank' is not supported (known: block_circulant)"));
+  CHECK(contains(patched_load_error(p), "projection kind 'low_rank' is not supported (known: block_circulant)"));
 
   p = fresh();
   edit_metadata(p, [](nlohmann::json& m) { m["projections"][0]["replaces"] = "model.layers.0.self_attn.q_proj.weight"; });
-  CHECK(contains(load_error(p), "'model.layers.0.self_attn.q_proj.weight' is not an MLP projection weight"));
+  CHECK(contains(patched_load_error(p), "'model.layers.0.self_attn.q_proj.weight' is not an MLP projection weight"));
 
   p = fresh();
   edit_metadata(p, [](nlohmann::json& m) { m["projections"][3]["replaces"] = m["projections"][0]["replaces"]; });
-  CHECK(contains(load_error(p), "the projection replacing 'model.layers.0.mlp.gate_proj.weight': listed twice"));
+  CHECK(contains(patched_load_error(p), "the projection replacing 'model.layers.0.mlp.gate_proj.weight': listed twice"));
 
   p = fresh();
   edit_metadata(p, [](nlohmann::json& m) { m["settings"]["layers"] = "0"; });
-  CHECK(contains(load_error(p), "the projections replace layers 0-1, the settings say 0"));
+  CHECK(contains(patched_load_error(p), "the projections replace layers 0-1, the settings say 0"));
 
   p = fresh();
   edit_metadata(p, [](nlohmann::json& m) { m["format"] = 2; });
-  CHECK(contains(load_error(p), "format 2 is not supported"));
+  CHECK(contains(patched_load_error(p), "format 2 is not supported"));
 
   p = fresh();
   {
@@ -361,7 +361,7 @@ TEST_CASE("saved patch: a corrupted PATCHED directory is rejected with a message
     file.header.erase("__metadata__");
     write_patch(p, file);
   }
-  CHECK(contains(load_error(p), "has no __metadata__ \"fftmat_patch\""));
+  CHECK(contains(patched_load_error(p), "has no __metadata__ \"fftmat_patch\""));
 
   // The base changed under the links: one weight of the base file, still finite.
   p = fresh();
@@ -370,14 +370,14 @@ TEST_CASE("saved patch: a corrupted PATCHED directory is rejected with a message
     bytes[bytes.size() - 3] = static_cast<char>(bytes[bytes.size() - 3] ^ 0x01);
     write_file(base / "model.safetensors", bytes);
   }
-  CHECK(contains(load_error(p), "the base checkpoint changed since the patch was made: "));
-  CHECK(contains(load_error(p), "model.safetensors has 511328 bytes and XXH3 "));
+  CHECK(contains(patched_load_error(p), "the base checkpoint changed since the patch was made: "));
+  CHECK(contains(patched_load_error(p), "model.safetensors has 511328 bytes and XXH3 "));
   // The teacher of eval and sweep is refused too: the Evaluator reads the patch first.
   CHECK(contains(error_of([&] { read_saved_patch(Checkpoint(p)); }), "the base checkpoint changed"));
 
   // The base moved away: the links name what they point to.
   fs::rename(base, dir.path() / "moved");
-  CHECK(contains(load_error(p), "config.json\" is a symbolic link to \"" + base.string() +
+  CHECK(contains(patched_load_error(p), "config.json\" is a symbolic link to \"" + base.string() +
                                     "/config.json\", which does not exist (was the base checkpoint moved or deleted?)"));
 }
 
@@ -394,11 +394,11 @@ TEST_CASE("saved patch: eval of a PATCHED model measures its saved patch against
   e.max_len = 24;
   e.perplexity_windows = 1;
   e.speed = BenchSettings{4, 2, 1, false};
-  const PatchSettings s = settings({0, 3}, 64, Projection::calibrated);
+  const PatchSettings s = patch_settings({0, 3}, 64, Projection::calibrated);
   const Tokenizer tokenizer(model / "tokenizer.model");
   patch_and_save(model, s, patched_dir, BaseFiles::link, tokenize_prompt_file(tokenizer, e.calibration, e.max_len));
 
-  Evaluator evaluator(e, quiet);
+  Evaluator evaluator(e, silent);
   REQUIRE(evaluator.saved_patch() != nullptr);
   const RowResult original = evaluator.evaluate("original", PatchSettings{});
   const RowResult saved = evaluator.evaluate_saved_patch("saved");
