@@ -12,7 +12,6 @@ namespace llama {
 namespace {
 
 constexpr char kSingleFile[] = "model.safetensors";
-constexpr char kShardIndex[] = "model.safetensors.index.json";
 
 std::string shape_string(const std::vector<std::int64_t>& shape) {
   std::ostringstream out;
@@ -22,10 +21,21 @@ std::string shape_string(const std::vector<std::int64_t>& shape) {
   return out.str();
 }
 
+/// A file of the checkpoint that is a symbolic link to nothing -- in a PATCHED directory whose base
+/// was moved or deleted -- is named with its target, not reported as missing.
+void require_link_target(const std::filesystem::path& path) {
+  std::error_code ec;
+  const bool dangling = std::filesystem::is_symlink(std::filesystem::symlink_status(path, ec)) &&
+                        !std::filesystem::exists(path, ec);
+  check(!dangling, path, " is a symbolic link to ", std::filesystem::read_symlink(path, ec),
+        ", which does not exist (was the base checkpoint moved or deleted?)");
+}
+
 }  // namespace
 
 Checkpoint::Checkpoint(const std::filesystem::path& directory) : directory_(directory) {
   check(std::filesystem::is_directory(directory), "model directory ", directory, " does not exist");
+  for (const char* name : {"config.json", kSingleFile, kShardIndexFile}) require_link_target(directory / name);
   config_ = load_llama_config(directory / "config.json");
 
   if (std::filesystem::exists(directory / kSingleFile)) {
@@ -57,10 +67,10 @@ void Checkpoint::require_layers_of_config() const {
 
 void Checkpoint::add_shards() {
   const std::filesystem::path& directory = directory_;
-  check(std::filesystem::exists(directory / kShardIndex), directory, " has neither ", kSingleFile, " nor ",
-        kShardIndex);
-  const auto weight_map = parse_shard_index(read_text_file(directory / kShardIndex, kMaxShardIndexBytes),
-                                            (directory / kShardIndex).string());
+  check(std::filesystem::exists(directory / kShardIndexFile), directory, " has neither ", kSingleFile, " nor ",
+        kShardIndexFile);
+  const auto weight_map = parse_shard_index(read_text_file(directory / kShardIndexFile, kMaxShardIndexBytes),
+                                            (directory / kShardIndexFile).string());
   std::map<std::string, std::size_t> file_index;
   for (const auto& [tensor, file] : weight_map) {
     if (file_index.count(file) == 0) {
@@ -72,7 +82,7 @@ void Checkpoint::add_shards() {
   // only in another (or nowhere) means the download is inconsistent.
   for (const auto& [tensor, file] : weight_map) {
     const auto found = locations_.find(tensor);
-    check(found != locations_.end() && found->second.file == file_index.at(file), directory / kShardIndex,
+    check(found != locations_.end() && found->second.file == file_index.at(file), directory / kShardIndexFile,
           " places '", tensor, "' in ", file, ", which does not contain it");
   }
 }
@@ -103,6 +113,7 @@ void Checkpoint::require_finite_weights() const {
 }
 
 void Checkpoint::add_file(const std::filesystem::path& path) {
+  require_link_target(path);
   files_.emplace_back(path);
   const MappedFile& file = files_.back();
   headers_.push_back(parse_safetensors(file.data(), file.size(), path.string()));

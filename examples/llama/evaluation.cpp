@@ -164,12 +164,6 @@ void require_utf8_text(const std::string& text, const std::filesystem::path& pat
   }
 }
 
-/// Each prompt cut to `max_len` tokens.
-std::vector<std::vector<int>> cut(std::vector<std::vector<int>> prompts, int max_len) {
-  for (auto& ids : prompts) ids.resize(std::min(ids.size(), std::size_t(max_len)));
-  return prompts;
-}
-
 }  // namespace
 
 PromptMetrics compare_logits(const float* teacher, const float* student, int T, int vocab) {
@@ -226,6 +220,12 @@ std::string read_text_input(const std::filesystem::path& path) {
   return text;
 }
 
+std::vector<std::vector<int>> prompt_tokens(const TokenInput& input, const std::filesystem::path& path, int max_len) {
+  std::vector<std::vector<int>> prompts = input.lines(path);
+  for (auto& ids : prompts) ids.resize(std::min(ids.size(), std::size_t(max_len)));
+  return prompts;
+}
+
 std::vector<std::string> read_prompt_file(const std::filesystem::path& path) {
   const std::string text = read_text_input(path);
   std::vector<std::string> lines;
@@ -244,14 +244,15 @@ Evaluator::Evaluator(const EvalSettings& settings, Progress progress)
     : settings_(settings),
       progress_(std::move(progress)),
       checkpoint_(std::make_shared<const Checkpoint>(settings.model)),
-      teacher_(checkpoint_) {
+      teacher_(checkpoint_),
+      saved_patch_(read_saved_patch(*checkpoint_)) {
   // 4: a held-out chunk of max_len tokens must have a second half to score (perplexity_chunks).
   check(settings.max_len >= 4 && settings.max_len <= config().max_position_embeddings, "--max-len ",
         settings.max_len, " must be between 4 and the model's max_position_embeddings ",
         config().max_position_embeddings);
   const TokenInput input(settings.model, settings.ids_input, config());
-  prompts_ = cut(input.lines(settings.prompts), settings.max_len);
-  calibration_ = cut(input.lines(settings.calibration), settings.max_len);
+  prompts_ = prompt_tokens(input, settings.prompts, settings.max_len);
+  calibration_ = prompt_tokens(input, settings.calibration, settings.max_len);
 
   // Perplexity windows: BOS followed by max_len - 1 consecutive tokens of the held-out text.
   const std::vector<int> ids = input.whole(settings.heldout);
@@ -390,12 +391,22 @@ PerplexityStatistics Evaluator::heldout_statistics(Model& student) const {
 }
 
 RowResult Evaluator::evaluate(const std::string& name, const PatchSettings& patch) {
+  return measure(name, patch, [&](Model& student) { patch_model(student, teacher_, patch, calibration_, progress_); });
+}
+
+RowResult Evaluator::evaluate_saved_patch(const std::string& name) {
+  check(saved_patch_.has_value(), settings_.model.string(), " holds no saved patch");
+  return measure(name, saved_patch_->settings, [&](Model& student) { apply_saved_patch(*saved_patch_, student); });
+}
+
+RowResult Evaluator::measure(const std::string& name, const PatchSettings& settings,
+                             const std::function<void(Model&)>& patch) {
   RowResult row;
   row.name = name;
-  row.settings = patch;
+  row.settings = settings;
   Model student(checkpoint_);
   const auto start = std::chrono::steady_clock::now();
-  patch_model(student, teacher_, patch, calibration_, progress_);
+  patch(student);
   row.patch_seconds = seconds_since(start);
 
   const int vocab = config().vocab_size;

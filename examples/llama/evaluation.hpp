@@ -9,13 +9,16 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "bench.hpp"
 #include "model.hpp"
+#include "patched_checkpoint.hpp"
 #include "patching.hpp"
 #include "perplexity.hpp"
+#include "token_input.hpp"
 
 namespace llama {
 
@@ -64,7 +67,9 @@ PromptMetrics compare_logits(const float* teacher, const float* student, int T, 
 MeanWithError mean_with_error(const std::vector<double>& values);
 
 /// Loads the model, tokenizes the prompt files and computes (or loads from the cache) the teacher's
-/// logits once; then evaluates any number of patch settings against them.
+/// logits once; then evaluates any number of patch settings against them. When settings.model is
+/// a PATCHED directory (patched_checkpoint.hpp), the teacher is its base model (the checkpoint's
+/// own weights) and its saved patch can be evaluated without calibrating again.
 class Evaluator {
  public:
   using Progress = std::function<void(const std::string&)>;
@@ -72,12 +77,18 @@ class Evaluator {
 
   /// Patches a fresh student with `settings` and measures it.
   RowResult evaluate(const std::string& name, const PatchSettings& settings);
+  /// The saved patch of a PATCHED model, or null for a plain checkpoint.
+  const SavedPatch* saved_patch() const { return saved_patch_ ? &*saved_patch_ : nullptr; }
+  /// Measures a fresh student with the saved patch applied (which must exist): no calibration.
+  RowResult evaluate_saved_patch(const std::string& name);
 
   const LlamaConfig& config() const { return teacher_.config(); }
   const EvalSettings& settings() const { return settings_; }
   int prompt_count() const { return static_cast<int>(prompts_.size()); }
 
  private:
+  /// Measures a fresh student that `patch` has patched.
+  RowResult measure(const std::string& name, const PatchSettings& settings, const std::function<void(Model&)>& patch);
   void load_or_compute_teacher_logits();
   double perplexity(Model& model) const;
   /// The student's llama-perplexity statistics against the teacher's held-out logits.
@@ -87,6 +98,7 @@ class Evaluator {
   Progress progress_;
   std::shared_ptr<const Checkpoint> checkpoint_;
   Model teacher_;
+  std::optional<SavedPatch> saved_patch_;
   std::vector<std::vector<int>> prompts_, calibration_, heldout_windows_, heldout_chunks_;
   std::vector<std::vector<float>> teacher_logits_;  // per prompt, T x vocab
   // Per held-out chunk, the teacher's logits at its scored positions (max_len/2 .. max_len-2):
@@ -107,5 +119,8 @@ std::string read_text_input(const std::filesystem::path& path);
 /// Non-empty lines of a prompt file (at most 100,000 lines of 100 kB), which must be UTF-8 text;
 /// errors name the file and the line.
 std::vector<std::string> read_prompt_file(const std::filesystem::path& path);
+
+/// The prompts of a prompt file (text or ids, as `input` reads it), BOS first, each cut to `max_len` tokens.
+std::vector<std::vector<int>> prompt_tokens(const TokenInput& input, const std::filesystem::path& path, int max_len);
 
 }  // namespace llama

@@ -8,6 +8,7 @@
 
 #include "error.hpp"
 #include "output_file.hpp"
+#include "patched_checkpoint.hpp"
 #include "report.hpp"
 #include "threads.hpp"
 
@@ -23,7 +24,8 @@ struct CommonOptions {
 };
 
 void add_common_options(CLI::App& command, CommonOptions& o) {
-  command.add_option("--model", o.eval.model, "Hugging Face Llama checkpoint directory")
+  command.add_option("--model", o.eval.model, "Hugging Face Llama checkpoint directory, or a PATCHED one written by "
+                     "`patch` (its base is the teacher, its saved patch the student)")
       ->capture_default_str()->check(CLI::ExistingDirectory);
   command.add_option("--prompts", o.eval.prompts, "evaluation prompts, one per line")->capture_default_str();
   command.add_option("--calibration", o.eval.calibration, "calibration prompts, one per line (kept apart from "
@@ -57,9 +59,42 @@ void check_before_work(const EvalSettings& settings, const std::filesystem::path
   require_writable_directory(settings.cache_dir, "teacher cache directory (--cache-dir)");
 }
 
-void run_eval(const CommonOptions& o, const PatchOptions& patch_options) {
+/// eval's output: the table on stdout, and the report files when --out is given.
+void print_eval_rows(const CommonOptions& o, const std::vector<RowResult>& rows, const EvalSettings& settings,
+                     const LlamaConfig& config) {
+  finish_progress_line();
+  std::cout << markdown_table(rows);
+  if (!o.out.empty()) {
+    write_report(o.out, rows, settings, config);
+    std::cerr << "wrote " << (o.out / "report.md").string() << ", results.csv and results.json\n";
+  }
+}
+
+/// eval of a PATCHED model: its base (the teacher) against its saved patch, calibrated once by
+/// `patch`; the patch options would describe another patch, so they are refused.
+void run_eval_saved_patch(const CommonOptions& o, EvalSettings settings,
+                          const std::vector<CLI::Option*>& patch_option_list) {
+  for (const CLI::Option* option : patch_option_list) {
+    check(option->count() == 0, "--model ", settings.model, " is a patched checkpoint, which eval measures as saved; ",
+          option->get_name(), " would describe another patch (give the base checkpoint to patch it anew)");
+  }
+  const LlamaConfig config = load_llama_config(settings.model / "config.json");
+  check_before_work(settings, o.out, config);
+  auto prefix = std::make_shared<std::string>("");
+  Evaluator evaluator(settings, progress_printer(prefix));
+  std::vector<RowResult> rows;
+  *prefix = "[original] ";
+  rows.push_back(evaluator.evaluate("Original (baseline)", PatchSettings{}));
+  *prefix = "[saved patch] ";
+  rows.push_back(evaluator.evaluate_saved_patch(describe(*evaluator.saved_patch())));
+  print_eval_rows(o, rows, settings, evaluator.config());
+}
+
+void run_eval(const CommonOptions& o, const PatchOptions& patch_options,
+              const std::vector<CLI::Option*>& patch_option_list) {
   EvalSettings settings = o.eval;
   if (settings.cache_dir.empty()) settings.cache_dir = o.out.empty() ? "fftmat-cache" : o.out / "cache";
+  if (has_saved_patch(settings.model)) return run_eval_saved_patch(o, settings, patch_option_list);
   // Everything the command line says is checked against the model before the long work starts.
   const LlamaConfig config = load_llama_config(settings.model / "config.json");
   check_before_work(settings, o.out, config);
@@ -73,12 +108,7 @@ void run_eval(const CommonOptions& o, const PatchOptions& patch_options) {
   *prefix = "[patched] ";
   const std::string suffix = patch.spectra == fftmat::SpectrumPrecision::bfloat16 ? " (bfloat16 spectra)" : "";
   rows.push_back(evaluator.evaluate(format_layers(patch.layers) + " " + projection_name(patch.projection) + suffix, patch));
-  finish_progress_line();
-  std::cout << markdown_table(rows);
-  if (!o.out.empty()) {
-    write_report(o.out, rows, settings, evaluator.config());
-    std::cerr << "wrote " << (o.out / "report.md").string() << ", results.csv and results.json\n";
-  }
+  print_eval_rows(o, rows, settings, evaluator.config());
 }
 
 void run_sweep(const CommonOptions& o, const std::filesystem::path& grid_file) {
@@ -97,6 +127,11 @@ void run_sweep(const CommonOptions& o, const std::filesystem::path& grid_file) {
     *prefix = "[" + std::to_string(k + 1) + "/" + std::to_string(grid.size()) + " " + grid[k].name + "] ";
     rows.push_back(evaluator.evaluate(grid[k].name, grid[k].settings));
     write_report(o.out, rows, settings, evaluator.config());  // a partial report survives an interruption
+  }
+  if (const SavedPatch* saved = evaluator.saved_patch()) {  // a PATCHED model: its patch is the last row
+    *prefix = "[saved patch] ";
+    rows.push_back(evaluator.evaluate_saved_patch(describe(*saved)));
+    write_report(o.out, rows, settings, evaluator.config());
   }
   finish_progress_line();
   std::cout << markdown_table(rows);
@@ -166,7 +201,7 @@ std::function<void()> add_evaluation_commands(CLI::App& app) {
               "(student) with the original (teacher): cosine, KL, top-1, top-5 of last-token logits, KL and "
               "top-1 over all positions, perplexity on held-out text, prefill and decode tokens/s");
   add_common_options(*eval, *common);
-  add_patch_options(*eval, *patch);
+  auto patch_option_list = std::make_shared<std::vector<CLI::Option*>>(add_patch_options(*eval, *patch));
   eval->add_option("--out", common->out, "also write report.md, results.csv and results.json here");
 
   CLI::App* sweep = app.add_subcommand(
@@ -179,7 +214,7 @@ std::function<void()> add_evaluation_commands(CLI::App& app) {
   return [=] {
     if (!*eval && !*sweep) return;
     use_threads(common->threads);
-    if (*eval) run_eval(*common, *patch);
+    if (*eval) run_eval(*common, *patch, *patch_option_list);
     if (*sweep) run_sweep(*common, *grid);
   };
 }

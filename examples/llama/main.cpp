@@ -6,6 +6,8 @@
 //   fftmat-llama eval     [--model DIR] --layers 0-3 --block 64 --projection sequential [--out DIR]
 //   fftmat-llama sweep    [--model DIR] [--grid FILE] --out DIR
 //   fftmat-llama perplexity --model DIR [--student DIR | --layers 0 --block 64 ...] --file TEXT --ctx 512
+//   fftmat-llama patch    --model DIR --layers 0-3 --block 64 --projection sequential --out PATCHED
+// Every --model may be a PATCHED directory (patched_checkpoint.hpp).
 
 #include <CLI/CLI.hpp>
 
@@ -28,6 +30,7 @@
 #include "model.hpp"
 #include "npy.hpp"
 #include "perplexity_command.hpp"
+#include "patch_command.hpp"
 #include "threads.hpp"
 #include "tokenizer.hpp"
 
@@ -143,7 +146,8 @@ int main(int argc, char** argv) {
 
   auto add_model = [&](CLI::App* command) {
     command->add_option("--model", options.model, "Checkpoint directory: config.json and model.safetensors or "
-                                                  "model.safetensors.index.json with its shards")
+                                                  "model.safetensors.index.json with its shards, or a "
+                                                  "directory written by `patch`")
         ->required();
     llama::add_threads_option(*command, options.threads);
   };
@@ -196,6 +200,7 @@ int main(int argc, char** argv) {
 
   const auto run_evaluation = llama::add_evaluation_commands(app);  // eval and sweep
   const auto run_perplexity = llama::add_perplexity_command(app);
+  const auto run_patch = llama::add_patch_command(app);
 
   CLI11_PARSE(app, argc, argv);
   try {
@@ -206,6 +211,7 @@ int main(int argc, char** argv) {
     if (*bench) run_bench(options);
     run_evaluation();
     run_perplexity();
+    run_patch();
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << '\n';
     return 1;

@@ -7,6 +7,7 @@
 #include "error.hpp"
 #include "kernels.hpp"
 #include "parallel.hpp"
+#include "patched_checkpoint.hpp"
 
 namespace llama {
 namespace {
@@ -156,7 +157,9 @@ Model::Model(std::shared_ptr<const Checkpoint> checkpoint_in) : checkpoint(std::
 }
 
 Model Model::load(const std::filesystem::path& directory) {
-  return Model(std::make_shared<const Checkpoint>(directory));
+  Model model(std::make_shared<const Checkpoint>(directory));
+  if (const std::optional<SavedPatch> patch = read_saved_patch(*model.checkpoint)) apply_saved_patch(*patch, model);
+  return model;
 }
 
 KvCache Model::make_cache(int capacity) const { return KvCache(config(), capacity); }

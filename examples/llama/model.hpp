@@ -113,9 +113,11 @@ enum class Logits {
 /// Model at once (each call already runs on all OpenMP threads); concurrent requests need one
 /// Model each, which can share one checkpoint.
 struct Model {
-  /// Builds the model over a validated checkpoint, which it keeps alive (weights are views into it).
+  /// Builds the model over a validated checkpoint, which it keeps alive (weights are views into it):
+  /// the checkpoint's own weights, without any saved patch (the teacher of a patched checkpoint).
   explicit Model(std::shared_ptr<const Checkpoint> checkpoint);
-  /// Loads `directory` (config.json + safetensors) and builds the model.
+  /// Loads `directory` (config.json + safetensors) and builds the model; when the directory is a
+  /// patched checkpoint (patched_checkpoint.hpp), with its saved patch applied.
   static Model load(const std::filesystem::path& directory);
 
   const LlamaConfig& config() const noexcept { return checkpoint->config(); }

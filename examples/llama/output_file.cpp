@@ -7,6 +7,7 @@
 #include <array>
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <csignal>
 #include <cstring>
 #include <memory>
@@ -20,8 +21,9 @@ namespace {
 
 // The temporaries that exist right now, for the signal handler to remove. A handler may only call
 // async-signal-safe functions (POSIX.1-2017, section 2.4.3): it reads these slots and calls
-// unlink() and raise(), nothing else.
-constexpr std::size_t kSlots = 32;
+// unlink(), rmdir(), sigaction() and raise(), nothing else. A temporary directory takes a slot, and
+// so does each entry made in it (TemporaryDirectory::add), so the handler can empty and remove it.
+constexpr std::size_t kSlots = 64;
 struct Slot {
   std::atomic<bool> used{false};
   char path[4096];
@@ -55,6 +57,10 @@ void remove_temporaries_and_reraise(int signal_number) {
   for (Slot& slot : g_temporaries) {
     if (slot.used.load(std::memory_order_acquire)) ::unlink(slot.path);
   }
+  // Then the temporary directories, which the first loop has emptied of their registered entries.
+  for (Slot& slot : g_temporaries) {
+    if (slot.used.load(std::memory_order_acquire)) ::rmdir(slot.path);
+  }
   for (int k = 0; k < 2; ++k) {
     if (kSignals[k] == signal_number) ::sigaction(signal_number, &g_previous[k], nullptr);
   }
@@ -79,6 +85,27 @@ void install_signal_handlers() {
   }
 }
 
+/// Claims a free slot and writes `path` into it, for the handler to remove; `target` names the
+/// output in errors.
+Slot* claim_slot(const std::string& path, const std::filesystem::path& target) {
+  check(path.size() < sizeof(Slot::path), "cannot create a temporary for ", target, ": the path is too long");
+  for (Slot& candidate : g_temporaries) {
+    bool expected = false;
+    if (candidate.used.load() || !candidate.used.compare_exchange_strong(expected, true)) continue;
+    std::memcpy(candidate.path, path.c_str(), path.size() + 1);
+    return &candidate;
+  }
+  throw error("cannot create a temporary for " + target.string() + ": more than " + std::to_string(kSlots) +
+              " are open");
+}
+
+void release_slot(Slot*& slot) {
+  if (slot == nullptr) return;
+  slot->path[0] = '\0';  // a slot claimed again holds no path until its file exists
+  slot->used.store(false, std::memory_order_release);
+  slot = nullptr;
+}
+
 /// A file of a unique name beside `target`, removed on destruction unless renamed onto it.
 class TemporaryFile {
  public:
@@ -86,21 +113,13 @@ class TemporaryFile {
     install_signal_handlers();
     const std::string name =
         (target.parent_path() / ("." + target.filename().string() + ".XXXXXX")).string();
-    check(name.size() < sizeof(Slot::path), "cannot create a temporary for ", target, ": the path is too long");
-    for (Slot& candidate : g_temporaries) {
-      bool expected = false;
-      if (candidate.used.load() || !candidate.used.compare_exchange_strong(expected, true)) continue;
-      slot_ = &candidate;
-      break;
-    }
-    check(slot_ != nullptr, "cannot create a temporary for ", target, ": more than ", kSlots, " are open");
+    slot_ = claim_slot(name, target);
     // mkostemp completes the name in the slot itself before it creates the file, so a signal at
     // any moment finds the name of every file that exists.
-    std::memcpy(slot_->path, name.c_str(), name.size() + 1);
     fd_ = ::mkostemp(slot_->path, O_CLOEXEC);
     const int mkstemp_errno = errno;
     if (fd_ < 0) {
-      release_slot();
+      release_slot(slot_);
       throw error("cannot create a temporary file beside " + target.string() + ": " + std::strerror(mkstemp_errno));
     }
     path_ = slot_->path;
@@ -108,7 +127,7 @@ class TemporaryFile {
       const int chmod_errno = errno;
       ::close(fd_);
       ::unlink(path_.c_str());
-      release_slot();
+      release_slot(slot_);
       throw error("cannot set the permissions of " + path_.string() + ": " + std::strerror(chmod_errno));
     }
   }
@@ -118,7 +137,7 @@ class TemporaryFile {
   ~TemporaryFile() {
     if (fd_ >= 0) ::close(fd_);
     if (!renamed_) ::unlink(path_.c_str());
-    release_slot();
+    release_slot(slot_);
   }
 
   void write(std::string_view bytes) {
@@ -142,13 +161,6 @@ class TemporaryFile {
   }
 
  private:
-  void release_slot() {
-    if (slot_ == nullptr) return;
-    slot_->path[0] = '\0';  // a slot claimed again holds no path until its file exists
-    slot_->used.store(false, std::memory_order_release);
-    slot_ = nullptr;
-  }
-
   Slot* slot_ = nullptr;
   int fd_ = -1;
   std::filesystem::path path_;
@@ -156,6 +168,69 @@ class TemporaryFile {
 };
 
 }  // namespace
+
+TemporaryDirectory::TemporaryDirectory(const std::filesystem::path& target) : target_(target) {
+  install_signal_handlers();
+  std::error_code ec;
+  check(!std::filesystem::exists(std::filesystem::symlink_status(target, ec)), "output directory ", target,
+        " already exists (remove it or choose another)");
+  Slot* slot = claim_slot((target.parent_path() / ("." + target.filename().string() + ".XXXXXX")).string(), target);
+  if (::mkdtemp(slot->path) == nullptr) {  // completes the name in the slot before it creates the directory
+    const int mkdtemp_errno = errno;
+    release_slot(slot);
+    throw error("cannot create a temporary directory beside " + target.string() + ": " + std::strerror(mkdtemp_errno));
+  }
+  path_ = slot->path;
+  slots_.push_back(slot);
+  if (::chmod(path_.c_str(), 0777 & ~g_umask) != 0) {
+    const int chmod_errno = errno;
+    remove();
+    throw error("cannot set the permissions of " + path_.string() + ": " + std::strerror(chmod_errno));
+  }
+}
+
+TemporaryDirectory::~TemporaryDirectory() {
+  if (!committed_) remove();
+}
+
+std::filesystem::path TemporaryDirectory::add(const std::string& name) {
+  const std::filesystem::path entry = path_ / name;
+  check(std::filesystem::path(name).filename() == name && name != "." && name != "..", "'", name,
+        "' is not a plain file name");
+  slots_.push_back(claim_slot(entry.string(), target_));
+  return entry;
+}
+
+void TemporaryDirectory::commit() {
+  ++g_committing;
+  // rename(2) onto an existing non-empty directory fails, and onto an empty one would replace it:
+  // the target must still not exist.
+  std::error_code ec;
+  const bool exists = std::filesystem::exists(std::filesystem::symlink_status(target_, ec));
+  if (!exists) std::filesystem::rename(path_, target_, ec);
+  --g_committing;
+  check(!exists, "output directory ", target_, " appeared while it was being written; nothing replaced");
+  check(!ec, "cannot rename ", path_, " to ", target_, ": ", ec.message());
+  committed_ = true;
+  release_slots();
+  if (g_committing == 0) {
+    if (const int deferred = g_deferred_signal.exchange(0); deferred != 0) remove_temporaries_and_reraise(deferred);
+  }
+}
+
+void TemporaryDirectory::remove() {
+  std::error_code ignored;
+  std::filesystem::remove_all(path_, ignored);
+  release_slots();
+}
+
+void TemporaryDirectory::release_slots() {
+  for (void* registered : slots_) {
+    Slot* slot = static_cast<Slot*>(registered);
+    release_slot(slot);
+  }
+  slots_.clear();
+}
 
 void write_files_atomically(const std::vector<std::pair<std::filesystem::path, std::string_view>>& files) {
   std::vector<std::unique_ptr<TemporaryFile>> temporaries;

@@ -129,6 +129,7 @@ SafetensorsHeader parse_safetensors(const std::uint8_t* file, std::size_t file_s
       check(entry.is_object(), source, ": __metadata__ is not a JSON object");
       for (const auto& [key, value] : entry.items()) {
         check(value.is_string(), source, ": __metadata__ value for '", key, "' is not a string");
+        header.metadata.emplace(key, value.get<std::string>());
       }
       continue;
     }
@@ -156,6 +157,34 @@ SafetensorsHeader parse_safetensors(const std::uint8_t* file, std::size_t file_s
   check(covered == data_size, source, ": the data section has ", data_size, " bytes but its tensors end at byte ",
         covered);
   return header;
+}
+
+std::string safetensors_file(const std::vector<TensorBytes>& tensors, const std::map<std::string, std::string>& metadata) {
+  nlohmann::json header = nlohmann::json::object();
+  if (!metadata.empty()) header["__metadata__"] = metadata;
+  std::uint64_t offset = 0;
+  for (const TensorBytes& tensor : tensors) {
+    check(tensor.dtype != DType::unsupported, "cannot write tensor '", tensor.name, "': unsupported dtype");
+    check(tensor.name != "__metadata__" && !header.contains(tensor.name), "cannot write tensor '", tensor.name,
+          "': the name is reserved or repeated");
+    const auto* spec = std::find_if(std::begin(kDTypes), std::end(kDTypes),
+                                    [&](const DTypeSpec& s) { return s.dtype == tensor.dtype; });
+    std::uint64_t bytes = spec->size;
+    for (const std::int64_t extent : tensor.shape) bytes *= static_cast<std::uint64_t>(extent);
+    check(bytes == tensor.bytes.size(), "cannot write tensor '", tensor.name, "': its shape needs ", bytes,
+          " bytes, ", tensor.bytes.size(), " given");
+    header[tensor.name] = {{"dtype", spec->name}, {"shape", tensor.shape}, {"data_offsets", {offset, offset + bytes}}};
+    offset += bytes;
+  }
+  std::string json = header.dump();
+  json.append((8 - json.size() % 8) % 8, ' ');
+  std::string file(8, '\0');
+  std::uint64_t length = json.size();
+  for (int k = 0; k < 8; ++k, length >>= 8) file[static_cast<std::size_t>(k)] = static_cast<char>(length & 0xff);
+  file += json;
+  file.reserve(file.size() + offset);
+  for (const TensorBytes& tensor : tensors) file.append(tensor.bytes);
+  return file;
 }
 
 }  // namespace llama

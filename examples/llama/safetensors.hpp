@@ -11,7 +11,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace llama {
@@ -35,6 +37,7 @@ struct TensorInfo {
 struct SafetensorsHeader {
   std::size_t data_offset = 0;  // 8 + N: where the data section starts in the file
   std::vector<TensorInfo> tensors;
+  std::map<std::string, std::string> metadata;  // __metadata__, empty when absent
 };
 
 /// The header of largest accepted length (the format's own reference implementation uses 100 MB).
@@ -45,5 +48,19 @@ inline constexpr std::size_t kMaxRank = 16;
 /// Parses and validates a whole safetensors file held in memory. `source` names the file in error
 /// messages. Throws llama::error on any malformed, truncated or inconsistent input.
 SafetensorsHeader parse_safetensors(const std::uint8_t* file, std::size_t file_size, const std::string& source);
+
+/// A tensor to write: its bytes (shape product x dtype size of them, little-endian) in `dtype`.
+struct TensorBytes {
+  std::string name;
+  DType dtype = DType::f32;
+  std::vector<std::int64_t> shape;
+  std::string_view bytes;
+};
+
+/// A whole safetensors file holding `tensors` in the given order and `metadata` as __metadata__.
+/// The header is padded with spaces so that the data section starts at a multiple of 8 bytes, as
+/// the reference writer does, which keeps every tensor aligned to its elements. Throws llama::error
+/// for an unsupported dtype, a reserved or repeated name, or bytes that do not match a shape.
+std::string safetensors_file(const std::vector<TensorBytes>& tensors, const std::map<std::string, std::string>& metadata);
 
 }  // namespace llama

@@ -8,6 +8,8 @@
 
 namespace llama {
 
+/// The index's name in a checkpoint directory.
+inline constexpr char kShardIndexFile[] = "model.safetensors.index.json";
 /// The largest index accepted (real ones are well under 1 MB).
 inline constexpr std::uintmax_t kMaxShardIndexBytes = 64 << 20;
 

@@ -3,6 +3,7 @@
 // to dense weights. CPU backend (FFTW + Eigen). For the GPU backend include <fftmat/cuda.hpp>.
 
 #include "block_circulant.hpp"  // IWYU pragma: export
+#include "block_circulant_layout.hpp"  // IWYU pragma: export
 #include "calibrator.hpp"       // IWYU pragma: export
 #include "circulant.hpp"        // IWYU pragma: export
 #include "error.hpp"            // IWYU pragma: export

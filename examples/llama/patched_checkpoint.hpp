@@ -1,0 +1,96 @@
+#pragma once
+// A patched checkpoint (docs/llama.md, "Saved patches"): a model whose MLP projections in chosen
+// layers were replaced, saved once by `fftmat-llama patch` and loaded by every command as --model.
+//
+//   PATCHED/config.json, tokenizer.model (when the base has one), model.safetensors or
+//           model.safetensors.index.json and its shards
+//                 the base checkpoint's files: symbolic links to their absolute paths, or copies
+//   PATCHED/fftmat_patch.safetensors
+//                 one F32 tensor per stored array of each replacing projection, named
+//                 "<replaced weight without .weight>.<role>" (e.g.
+//                 "model.layers.0.mlp.gate_proj.parameters", shape [p, q, b]); __metadata__
+//                 "fftmat_patch" is a JSON text: {"format": 1, "base": [{"name", "bytes", "xxh3"}
+//                 of every file above], "settings": how the patch was made, "projections":
+//                 [{"replaces", "kind", "layout", "tensors": {role: tensor name}}],
+//                 "payload_xxh3": of the data section}
+//
+// So a PATCHED directory is a checkpoint (Checkpoint reads the base's files through the links,
+// and they are the teacher of eval and sweep) plus the patch, which Model::load applies. Reading
+// the patch checks it completely before anything is replaced: the base files' sizes and XXH3-64
+// against the ones it was made on, every projection's kind, layout and tensors against
+// config.json, finite values, and the payload checksum.
+//
+// A projection kind is one entry of kProjectionKinds (patched_checkpoint.cpp): a name, a function
+// from a Linear to its stored form (layout fields and role -> tensor) and one back.
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "checkpoint.hpp"
+#include "model.hpp"
+#include "patching.hpp"
+
+namespace llama {
+
+inline constexpr char kPatchFileName[] = "fftmat_patch.safetensors";
+
+/// How a PATCHED directory holds the base checkpoint's files.
+enum class BaseFiles {
+  link,  ///< symbolic links to the base files' absolute paths: no disk, but the base must stay put
+  copy,  ///< copies: a self-contained directory, as large as the base
+};
+
+/// A float tensor of a stored projection (row-major, outermost first).
+struct StoredTensor {
+  std::vector<std::int64_t> shape;
+  std::vector<float> values;
+};
+
+/// A replacing projection as the patch file stores it.
+struct StoredProjection {
+  std::string replaces;                          // e.g. "model.layers.0.mlp.gate_proj.weight"
+  std::string kind;                              // e.g. "block_circulant"
+  std::map<std::string, std::string> layout;     // the kind's description (text fields)
+  std::map<std::string, StoredTensor> tensors;   // by role, e.g. "parameters"
+};
+
+/// A patch: how it was made and what it replaces.
+struct SavedPatch {
+  PatchSettings settings;       // projection, layers, block size, damping, spectra
+  std::string calibration;      // what the calibrated projections were fitted on ("" for none)
+  std::vector<StoredProjection> projections;
+};
+
+/// The stored form of the MLP projections that `settings.layers` of `patched` hold (three per
+/// layer). Throws llama::error naming a projection of no storable kind (dense, zero).
+SavedPatch make_saved_patch(const Model& patched, const PatchSettings& settings, const std::string& calibration);
+
+/// Throws llama::error unless `out` can become a PATCHED directory: it must not exist and its
+/// parent must be writable. Run it before the work that produces the patch.
+void check_patched_output(const std::filesystem::path& out);
+
+/// Writes PATCHED = `out` over the checkpoint of `base` (the directory `patch` read): the base
+/// files linked or copied, and the patch file. The directory is built under a unique temporary
+/// name beside `out` and renamed onto it when complete (output_file.hpp); `out` must not exist.
+void save_patched_checkpoint(const Checkpoint& base, const SavedPatch& patch, const std::filesystem::path& out,
+                             BaseFiles base_files);
+
+/// Whether `directory` holds a patch file (is a PATCHED directory).
+bool has_saved_patch(const std::filesystem::path& directory);
+
+/// The patch in `checkpoint`'s directory, checked against it (see above), or nullopt when there is
+/// none. Throws llama::error naming the file and the problem.
+std::optional<SavedPatch> read_saved_patch(const Checkpoint& checkpoint);
+
+/// Replaces the projections `patch` lists in `model` (a model over the checkpoint it was read
+/// from) by new ones built from the stored tensors.
+void apply_saved_patch(const SavedPatch& patch, Model& model);
+
+/// "0-3 sequential, b = 64 (saved)": a patch's name in reports.
+std::string describe(const SavedPatch& patch);
+
+}  // namespace llama
