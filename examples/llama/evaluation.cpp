@@ -266,19 +266,33 @@ Evaluator::Evaluator(const EvalSettings& settings, Progress progress)
   require_utf8_text(heldout, settings.heldout);
   std::vector<int> ids = tokenizer.encode(heldout);
   const std::size_t body = static_cast<std::size_t>(settings.max_len - 1);
-  for (std::size_t start = 1; start + body <= ids.size() && int(heldout_windows_.size()) < settings.perplexity_windows;
+  check(settings.selection_windows >= 0, "the number of selection windows must be >= 0, got ",
+        settings.selection_windows);
+  const std::size_t wanted = std::size_t(settings.perplexity_windows) + std::size_t(settings.selection_windows);
+  for (std::size_t start = 1; start + body <= ids.size() &&
+                              heldout_windows_.size() + selection_windows_.size() < wanted;
        start += body) {
     std::vector<int> window{tokenizer.bos_id()};
     window.insert(window.end(), ids.begin() + static_cast<std::ptrdiff_t>(start),
                   ids.begin() + static_cast<std::ptrdiff_t>(start + body));
-    heldout_windows_.push_back(std::move(window));
+    auto& windows = int(heldout_windows_.size()) < settings.perplexity_windows ? heldout_windows_ : selection_windows_;
+    windows.push_back(std::move(window));
   }
   check(!heldout_windows_.empty(), "held-out text ", settings.heldout.string(), " is shorter than one window of ",
         settings.max_len, " tokens");
+  check(int(selection_windows_.size()) == settings.selection_windows, "held-out text ", settings.heldout.string(),
+        " has ", ids.size(), " tokens: too few for ", settings.perplexity_windows, " perplexity and ",
+        settings.selection_windows, " selection windows of ", settings.max_len, " tokens");
 
   load_or_compute_teacher_logits();
   progress_("teacher perplexity on " + std::to_string(heldout_windows_.size()) + " held-out windows");
   teacher_perplexity_ = perplexity(teacher_);
+  for (std::size_t k = 0; k < selection_windows_.size(); ++k) {
+    progress_("teacher logits, selection window " + std::to_string(k + 1) + "/" +
+              std::to_string(selection_windows_.size()));
+    KvCache kv = teacher_.make_cache(static_cast<int>(selection_windows_[k].size()));
+    teacher_selection_logits_.push_back(teacher_.forward(selection_windows_[k], kv, Logits::all));
+  }
 
   // The same model without any MLP: what is left of the time is everything but the MLPs.
   Model without_mlp(checkpoint_);
@@ -376,7 +390,32 @@ double Evaluator::perplexity(Model& model) const {
   return std::exp(nll / double(count));
 }
 
-RowResult Evaluator::evaluate(const std::string& name, const PatchSettings& patch) {
+double Evaluator::kl_on_selection_windows(Model& student) const {
+  check(!selection_windows_.empty(), "no selection windows: EvalSettings::selection_windows is 0");
+  double kl = 0;
+  for (std::size_t k = 0; k < selection_windows_.size(); ++k) {
+    KvCache kv = student.make_cache(static_cast<int>(selection_windows_[k].size()));
+    const std::vector<float> logits = student.forward(selection_windows_[k], kv, Logits::all);
+    try {
+      kl += compare_logits(teacher_selection_logits_[k].data(), logits.data(),
+                           static_cast<int>(selection_windows_[k].size()), config().vocab_size)
+                .kl_all_positions;
+    } catch (const error& e) {
+      throw error("selection window " + std::to_string(k + 1) + " of " + settings_.heldout.string() + ", " +
+                  e.what());
+    }
+  }
+  return kl / double(selection_windows_.size());  // windows of equal length: the mean over positions
+}
+
+double Evaluator::selection_kl(const PatchSettings& patch) {
+  Model student(checkpoint_);
+  patch_model(student, teacher_, patch, calibration_, progress_);
+  progress_("KL on the selection windows");
+  return kl_on_selection_windows(student);
+}
+
+RowResult Evaluator::evaluate(const std::string& name, const PatchSettings& patch, double* selection_kl) {
   RowResult row;
   row.name = name;
   row.settings = patch;
@@ -412,6 +451,10 @@ RowResult Evaluator::evaluate(const std::string& name, const PatchSettings& patc
   row.kl_all_positions = mean_with_error(kl_all);
   row.top1_all_positions = mean_with_error(top1_all);
 
+  if (selection_kl != nullptr) {
+    progress_("KL on the selection windows");
+    *selection_kl = kl_on_selection_windows(student);
+  }
   progress_("perplexity on held-out text");
   row.perplexity_teacher = teacher_perplexity_;
   row.perplexity_student = perplexity(student);

@@ -26,6 +26,7 @@ struct EvalSettings {
   std::filesystem::path cache_dir;          // teacher outputs are cached here
   int max_len = 256;                        // prompts and perplexity windows are cut to this many tokens
   int perplexity_windows = 4;               // windows of max_len tokens taken from the held-out text
+  int selection_windows = 0;                // the held-out windows after those, for selection_kl
   BenchSettings speed{128, 32, 3, false};   // pp / tg tokens, repetitions; no bandwidth measurement
 };
 
@@ -66,8 +67,15 @@ class Evaluator {
   using Progress = std::function<void(const std::string&)>;
   Evaluator(const EvalSettings& settings, Progress progress);
 
-  /// Patches a fresh student with `settings` and measures it.
-  RowResult evaluate(const std::string& name, const PatchSettings& settings);
+  /// Patches a fresh student with `settings` and measures it. With `selection_kl`, also stores the
+  /// student's selection KL (see selection_kl) there.
+  RowResult evaluate(const std::string& name, const PatchSettings& settings, double* selection_kl = nullptr);
+
+  /// Patches a fresh student and returns its mean KL(teacher || student) over every position of the
+  /// selection windows: held-out text after the perplexity windows, which neither the evaluation
+  /// prompts, the perplexity nor the calibration use -- the data to choose a configuration on.
+  /// Needs EvalSettings::selection_windows > 0.
+  double selection_kl(const PatchSettings& settings);
 
   const LlamaConfig& config() const { return teacher_.config(); }
   const EvalSettings& settings() const { return settings_; }
@@ -76,12 +84,14 @@ class Evaluator {
  private:
   void load_or_compute_teacher_logits();
   double perplexity(Model& model) const;
+  double kl_on_selection_windows(Model& student) const;
 
   EvalSettings settings_;
   Progress progress_;
   std::shared_ptr<const Checkpoint> checkpoint_;
   Model teacher_;
-  std::vector<std::vector<int>> prompts_, calibration_, heldout_windows_;
+  std::vector<std::vector<int>> prompts_, calibration_, heldout_windows_, selection_windows_;
+  std::vector<std::vector<float>> teacher_selection_logits_;  // per selection window, T x vocab
   std::vector<std::vector<float>> teacher_logits_;  // per prompt, T x vocab
   double teacher_perplexity_ = 0;
   SpeedMeasurement without_mlp_speed_;              // all MLPs removed: the non-MLP time

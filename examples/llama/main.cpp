@@ -5,6 +5,7 @@
 //   fftmat-llama bench    --model DIR [-p 128] [-n 32] [-r 3]
 //   fftmat-llama eval     [--model DIR] --layers 0-3 --block 64 --projection sequential [--out DIR]
 //   fftmat-llama sweep    [--model DIR] [--grid FILE] --out DIR
+//   fftmat-llama sensitivity [--model DIR] --block 64 --projection sequential --kl-budget 0.1 --out DIR
 
 #include <CLI/CLI.hpp>
 
