@@ -1,10 +1,16 @@
 #!/usr/bin/env python3
 """Plots an evaluation sweep's results.json (written by `fftmat-llama sweep`) as PNG figures.
 
-  quality_vs_block.png   last-token KL and all-position top-1 agreement against block size, one line per
+  quality_vs_block.png   last-token KL and all-position top-1 agreement against block size (for
+                         low-rank rows: the block size whose budget sets the rank), one line per
                          (layers, projection) group
   quality_vs_layers.png  last-token KL against the number of patched layers, per projection
   throughput.png         prefill and decode tokens/s of every row
+
+Given a sensitivity.json (written by `fftmat-llama sensitivity`) instead, it draws
+
+  sensitivity.png        per layer patched alone: all-position KL on the selection windows and on the
+                         evaluation prompts, and held-out perplexity; the greedy choice marked
 
 Each figure is written to a temporary file and renamed, so a figure is complete or absent.
 """
@@ -33,7 +39,7 @@ def layer_count(row):
 def plot_quality_vs_block(rows, out):
     groups = defaultdict(list)
     for r in rows:
-        if r["projection"] in ("frobenius", "calibrated", "sequential"):
+        if r["projection"] in ("frobenius", "calibrated", "sequential", "lowrank", "lowrank-sequential"):
             groups[(layer_count(r), r["projection"])].append(r)
     fig, (ax_kl, ax_top1) = plt.subplots(1, 2, figsize=(11, 4))
     for (layers, projection), members in sorted(groups.items()):
@@ -102,15 +108,48 @@ def plot_throughput(rows, out):
     save(fig, os.path.join(out, "throughput.png"))
 
 
+def plot_sensitivity(study, out):
+    layers = study["layers"]
+    index = [entry["layer"] for entry in layers]
+    chosen = set(study["chosen"]["layer_list"])
+    fig, (ax_kl, ax_ppl) = plt.subplots(1, 2, figsize=(11, 4))
+    width = 0.4
+    ax_kl.bar([i - width / 2 for i in index], [e["selection_kl"] for e in layers], width,
+              label="selection windows (ranks the layers)")
+    ax_kl.bar([i + width / 2 for i in index], [e["kl_all_positions"] for e in layers], width,
+              yerr=[e["kl_all_positions_stderr"] for e in layers], capsize=2, label="evaluation prompts")
+    ax_kl.axhline(study["kl_budget"], linestyle=":", color="grey")
+    ax_kl.annotate(f"budget {study['kl_budget']:g}", (index[0] - 0.5, study["kl_budget"]), fontsize=7, color="grey",
+                   va="bottom")
+    ax_kl.set_ylabel("KL(teacher || student), all positions [nats]")
+    ax_ppl.bar(index, [e["perplexity_student"] for e in layers],
+               color=["C2" if i in chosen else "C7" for i in index])
+    ax_ppl.axhline(study["original"]["perplexity_teacher"], linestyle=":", color="grey")
+    ax_ppl.set_ylabel("held-out perplexity (green: in the greedy choice)")
+    for ax in (ax_kl, ax_ppl):
+        ax.set_xlabel("layer patched alone")
+        ax.set_xticks(index)
+        ax.grid(axis="y", alpha=0.3)
+    ax_kl.legend(fontsize=7)
+    fig.suptitle(f"Per-layer sensitivity: {study['projection']}, b={study['block_size']}; greedy choice "
+                 f"{sorted(chosen) or 'none'}")
+    save(fig, os.path.join(out, "sensitivity.png"))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("results", help="results.json of a sweep")
-    parser.add_argument("--out", help="directory for the PNGs (default: beside results.json)")
+    parser.add_argument("results", help="results.json of a sweep, or sensitivity.json of a sensitivity scan")
+    parser.add_argument("--out", help="directory for the PNGs (default: beside the JSON file)")
     args = parser.parse_args()
     with open(args.results) as f:
-        rows = json.load(f)["rows"]
+        document = json.load(f)
     out = args.out or os.path.dirname(os.path.abspath(args.results))
     os.makedirs(out, exist_ok=True)
+    if "greedy_steps" in document:
+        plot_sensitivity(document, out)
+        print(f"plot written to {out}")
+        return
+    rows = document["rows"]
     plot_quality_vs_block(rows, out)
     plot_quality_vs_layers(rows, out)
     plot_throughput(rows, out)

@@ -257,17 +257,34 @@ Evaluator::Evaluator(const EvalSettings& settings, Progress progress)
   // Perplexity windows: BOS followed by max_len - 1 consecutive tokens of the held-out text.
   const std::vector<int> ids = input.whole(settings.heldout);
   const std::size_t body = static_cast<std::size_t>(settings.max_len - 1);
-  for (std::size_t start = 1; start + body <= ids.size() && int(heldout_windows_.size()) < settings.perplexity_windows;
-       start += body) {
+  check(settings.selection_windows >= 0, "the number of selection windows must be >= 0, got ",
+        settings.selection_windows);
+  // Selection windows come from the end of the text, the perplexity windows and the
+  // llama-perplexity chunks from what precedes them: the data a configuration is chosen on is never
+  // data it is reported on.
+  const std::size_t selection_tokens = std::size_t(settings.selection_windows) * body;
+  check(ids.size() >= selection_tokens + 1 + body, "held-out text ", settings.heldout.string(), " has ", ids.size(),
+        " tokens: too few for ", settings.selection_windows, " selection windows of ", settings.max_len,
+        " tokens and the perplexity windows before them");
+  const std::size_t reported_end = ids.size() - selection_tokens;
+  auto window_at = [&](std::size_t start) {
     std::vector<int> window{input.bos_id()};
     window.insert(window.end(), ids.begin() + static_cast<std::ptrdiff_t>(start),
                   ids.begin() + static_cast<std::ptrdiff_t>(start + body));
-    heldout_windows_.push_back(std::move(window));
+    return window;
+  };
+  for (std::size_t start = 1; start + body <= reported_end && int(heldout_windows_.size()) < settings.perplexity_windows;
+       start += body) {
+    heldout_windows_.push_back(window_at(start));
+  }
+  for (std::size_t start = reported_end; start + body <= ids.size(); start += body) {
+    selection_windows_.push_back(window_at(start));
   }
   check(!heldout_windows_.empty(), "held-out text ", settings.heldout.string(), " is shorter than one window of ",
         settings.max_len, " tokens");
+  const std::vector<int> reported(ids.begin(), ids.begin() + std::ptrdiff_t(reported_end));
   heldout_chunks_ =
-      perplexity_chunks(ids, settings.max_len, input.bos_id(), settings.heldout_chunks, settings.heldout.string());
+      perplexity_chunks(reported, settings.max_len, input.bos_id(), settings.heldout_chunks, settings.heldout.string());
 
   load_or_compute_teacher_logits();
   progress_("teacher perplexity on " + std::to_string(heldout_windows_.size()) + " held-out windows");
@@ -279,6 +296,12 @@ Evaluator::Evaluator(const EvalSettings& settings, Progress progress)
     const std::vector<float> logits = teacher_.forward(heldout_chunks_[k], kv, Logits::all);
     teacher_heldout_logits_.emplace_back(logits.begin() + std::ptrdiff_t(first * vocab),
                                          logits.end() - std::ptrdiff_t(vocab));
+  }
+  for (std::size_t k = 0; k < selection_windows_.size(); ++k) {
+    progress_("teacher logits, selection window " + std::to_string(k + 1) + "/" +
+              std::to_string(selection_windows_.size()));
+    KvCache kv = teacher_.make_cache(static_cast<int>(selection_windows_[k].size()));
+    teacher_selection_logits_.push_back(teacher_.forward(selection_windows_[k], kv, Logits::all));
   }
 
   // The same model without any MLP: what is left of the time is everything but the MLPs.
@@ -377,6 +400,32 @@ double Evaluator::perplexity(Model& model) const {
   return std::exp(nll / double(count));
 }
 
+double Evaluator::kl_on_selection_windows(Model& student) const {
+  check(!selection_windows_.empty(), "no selection windows: EvalSettings::selection_windows is 0");
+  double kl = 0;
+  for (std::size_t k = 0; k < selection_windows_.size(); ++k) {
+    KvCache kv = student.make_cache(static_cast<int>(selection_windows_[k].size()));
+    const std::vector<float> logits = student.forward(selection_windows_[k], kv, Logits::all);
+    try {
+      kl += compare_logits(teacher_selection_logits_[k].data(), logits.data(),
+                           static_cast<int>(selection_windows_[k].size()), config().vocab_size)
+                .kl_all_positions;
+    } catch (const error& e) {
+      throw error("selection window " + std::to_string(k + 1) + " of " + settings_.heldout.string() + ", " +
+                  e.what());
+    }
+  }
+  return kl / double(selection_windows_.size());  // windows of equal length: the mean over positions
+}
+
+double Evaluator::selection_kl(const PatchSettings& patch) {
+  Model student(checkpoint_);
+  patch_model(student, teacher_, patch, calibration_, progress_);
+  progress_("KL on the selection windows");
+  return kl_on_selection_windows(student);
+}
+
+
 PerplexityStatistics Evaluator::heldout_statistics(Model& student) const {
   const int first = first_scored_position(settings_.max_len);
   PerplexityAccumulator accumulator;
@@ -390,17 +439,20 @@ PerplexityStatistics Evaluator::heldout_statistics(Model& student) const {
   return accumulator.statistics();
 }
 
-RowResult Evaluator::evaluate(const std::string& name, const PatchSettings& patch) {
-  return measure(name, patch, [&](Model& student) { patch_model(student, teacher_, patch, calibration_, progress_); });
+RowResult Evaluator::evaluate(const std::string& name, const PatchSettings& patch, double* selection_kl) {
+  return measure(
+      name, patch, [&](Model& student) { patch_model(student, teacher_, patch, calibration_, progress_); },
+      selection_kl);
 }
 
 RowResult Evaluator::evaluate_saved_patch(const std::string& name) {
   check(saved_patch_.has_value(), settings_.model.string(), " holds no saved patch");
-  return measure(name, saved_patch_->settings, [&](Model& student) { apply_saved_patch(*saved_patch_, student); });
+  return measure(
+      name, saved_patch_->settings, [&](Model& student) { apply_saved_patch(*saved_patch_, student); }, nullptr);
 }
 
 RowResult Evaluator::measure(const std::string& name, const PatchSettings& settings,
-                             const std::function<void(Model&)>& patch) {
+                             const std::function<void(Model&)>& patch, double* selection_kl) {
   RowResult row;
   row.name = name;
   row.settings = settings;
@@ -436,6 +488,10 @@ RowResult Evaluator::measure(const std::string& name, const PatchSettings& setti
   row.kl_all_positions = mean_with_error(kl_all);
   row.top1_all_positions = mean_with_error(top1_all);
 
+  if (selection_kl != nullptr) {
+    progress_("KL on the selection windows");
+    *selection_kl = kl_on_selection_windows(student);
+  }
   progress_("perplexity on held-out text");
   row.perplexity_teacher = teacher_perplexity_;
   row.perplexity_student = perplexity(student);

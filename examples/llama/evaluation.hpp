@@ -30,6 +30,7 @@ struct EvalSettings {
   std::filesystem::path cache_dir;          // teacher outputs are cached here
   int max_len = 256;                        // prompts and perplexity windows are cut to this many tokens
   int perplexity_windows = 4;               // windows of max_len tokens taken from the held-out text
+  int selection_windows = 0;                // the held-out windows after those, for selection_kl
   BenchSettings speed{128, 32, 3, false};   // pp / tg tokens, repetitions; no bandwidth measurement
   bool ids_input = false;                   // the three files hold token ids (token_input.hpp)
   int heldout_chunks = 0;                   // llama-perplexity chunks of max_len held-out tokens; 0: all
@@ -75,12 +76,19 @@ class Evaluator {
   using Progress = std::function<void(const std::string&)>;
   Evaluator(const EvalSettings& settings, Progress progress);
 
-  /// Patches a fresh student with `settings` and measures it.
-  RowResult evaluate(const std::string& name, const PatchSettings& settings);
   /// The saved patch of a PATCHED model, or null for a plain checkpoint.
   const SavedPatch* saved_patch() const { return saved_patch_ ? &*saved_patch_ : nullptr; }
   /// Measures a fresh student with the saved patch applied (which must exist): no calibration.
   RowResult evaluate_saved_patch(const std::string& name);
+  /// Patches a fresh student with `settings` and measures it. With `selection_kl`, also stores the
+  /// student's selection KL (see selection_kl) there.
+  RowResult evaluate(const std::string& name, const PatchSettings& settings, double* selection_kl = nullptr);
+
+  /// Patches a fresh student and returns its mean KL(teacher || student) over every position of the
+  /// selection windows: the end of the held-out text, which neither the evaluation
+  /// prompts, the perplexity nor the calibration use -- the data to choose a configuration on.
+  /// Needs EvalSettings::selection_windows > 0.
+  double selection_kl(const PatchSettings& settings);
 
   const LlamaConfig& config() const { return teacher_.config(); }
   const EvalSettings& settings() const { return settings_; }
@@ -88,18 +96,21 @@ class Evaluator {
 
  private:
   /// Measures a fresh student that `patch` has patched.
-  RowResult measure(const std::string& name, const PatchSettings& settings, const std::function<void(Model&)>& patch);
+  RowResult measure(const std::string& name, const PatchSettings& settings, const std::function<void(Model&)>& patch,
+                    double* selection_kl);
   void load_or_compute_teacher_logits();
   double perplexity(Model& model) const;
   /// The student's llama-perplexity statistics against the teacher's held-out logits.
   PerplexityStatistics heldout_statistics(Model& student) const;
+  double kl_on_selection_windows(Model& student) const;
 
   EvalSettings settings_;
   Progress progress_;
   std::shared_ptr<const Checkpoint> checkpoint_;
   Model teacher_;
   std::optional<SavedPatch> saved_patch_;
-  std::vector<std::vector<int>> prompts_, calibration_, heldout_windows_, heldout_chunks_;
+  std::vector<std::vector<int>> prompts_, calibration_, heldout_windows_, heldout_chunks_, selection_windows_;
+  std::vector<std::vector<float>> teacher_selection_logits_;  // per selection window, T x vocab
   std::vector<std::vector<float>> teacher_logits_;  // per prompt, T x vocab
   // Per held-out chunk, the teacher's logits at its scored positions (max_len/2 .. max_len-2):
   // (max_len - 1 - max_len/2) x vocab floats each, all that the statistics need of the teacher.

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <iostream>
 #include <memory>
@@ -10,6 +11,7 @@
 #include "output_file.hpp"
 #include "patched_checkpoint.hpp"
 #include "report.hpp"
+#include "sensitivity.hpp"
 #include "threads.hpp"
 
 namespace llama {
@@ -116,15 +118,24 @@ void run_sweep(const CommonOptions& o, const std::filesystem::path& grid_file) {
   if (settings.cache_dir.empty()) settings.cache_dir = o.out / "cache";
   const LlamaConfig config = load_llama_config(settings.model / "config.json");
   check_before_work(settings, o.out, config);
-  const std::vector<GridRow> grid =
+  std::vector<GridRow> grid =
       grid_file.empty() ? parse_grid(default_grid_text(), "the default grid", config)
                         : parse_grid(read_text_file(grid_file, 1 << 20), grid_file.string(), config);
+  // Rows whose layers are chosen on held-out selection windows need them.
+  for (const GridRow& row : grid) {
+    if (row.least_sensitive_budget && settings.selection_windows == 0) settings.selection_windows = 4;
+  }
 
   auto prefix = std::make_shared<std::string>("[setup] ");
   Evaluator evaluator(settings, progress_printer(prefix));
   std::vector<RowResult> rows;
   for (std::size_t k = 0; k < grid.size(); ++k) {
     *prefix = "[" + std::to_string(k + 1) + "/" + std::to_string(grid.size()) + " " + grid[k].name + "] ";
+    if (grid[k].least_sensitive_budget) {
+      grid[k].settings.layers = choose_least_sensitive(evaluator, grid[k].settings, *grid[k].least_sensitive_budget);
+      grid[k].name += " (" + format_layers(grid[k].settings.layers) + ")";
+      if (grid[k].settings.layers.empty()) grid[k].settings.projection = Projection::dense;
+    }
     rows.push_back(evaluator.evaluate(grid[k].name, grid[k].settings));
     write_report(o.out, rows, settings, evaluator.config());  // a partial report survives an interruption
   }
@@ -136,6 +147,32 @@ void run_sweep(const CommonOptions& o, const std::filesystem::path& grid_file) {
   finish_progress_line();
   std::cout << markdown_table(rows);
   std::cerr << "wrote " << (o.out / "report.md").string() << ", results.csv and results.json\n";
+}
+
+void run_sensitivity_command(const CommonOptions& o, int block, const std::string& projection, double damping,
+                             double kl_budget, int selection_windows) {
+  EvalSettings settings = o.eval;
+  if (settings.cache_dir.empty()) settings.cache_dir = o.out / "cache";
+  settings.selection_windows = selection_windows;
+  const LlamaConfig config = load_llama_config(settings.model / "config.json");
+  check_before_work(settings, o.out, config);
+  check(std::isfinite(kl_budget) && kl_budget >= 0, "--kl-budget must be finite and >= 0, got ", kl_budget);
+  PatchSettings patch;
+  patch.layers = {0};  // checked as a one-layer patch; each layer in turn is patched alone
+  patch.block_size = block;
+  patch.projection = parse_projection(projection);
+  patch.damping = damping;
+  check(patch.projection != Projection::dense, "--projection dense patches nothing: choose a projection");
+  check_patch_settings(patch, config);
+
+  auto prefix = std::make_shared<std::string>("[setup] ");
+  Evaluator evaluator(settings, progress_printer(prefix));
+  const SensitivityStudy study =
+      run_sensitivity(evaluator, patch, kl_budget, [&](const std::string& stage) { *prefix = "[" + stage + "] "; });
+  finish_progress_line();
+  write_sensitivity_report(o.out, study, settings, config);
+  std::cout << read_text_file(o.out / "sensitivity.md", 1 << 20);
+  std::cerr << "wrote " << (o.out / "sensitivity.md").string() << ", sensitivity.csv and sensitivity.json\n";
 }
 
 }  // namespace
@@ -163,9 +200,11 @@ std::vector<CLI::Option*> add_patch_options(CLI::App& command, PatchOptions& o) 
           ->capture_default_str(),
       command.add_option("--projection", o.projection,
                          "frobenius (nearest in Frobenius norm), calibrated (closed-form fit on the teacher's "
-                         "activations), sequential (layer by layer on the patched student's inputs), zero (MLP removed)")
+                         "activations), sequential (layer by layer on the patched student's inputs), lowrank and "
+                         "lowrank-sequential (the low-rank baseline with as many parameters as block size --block: "
+                         "rank floor(mn / (b (m + n)))), zero (MLP removed)")
           ->capture_default_str(),
-      command.add_option("--damping", o.damping, "calibration damping, relative to trace(G_f)/q per frequency bin")
+      command.add_option("--damping", o.damping, "calibration damping, relative to trace(G_f)/q per frequency bin (low-rank: trace(G)/n)")
           ->capture_default_str(),
       command.add_option("--spectra", o.spectra,
                          "precision of the spectra that block-circulant products read: full (float) or bfloat16 (half "
@@ -211,11 +250,37 @@ std::function<void()> add_evaluation_commands(CLI::App& app) {
   sweep->add_option("--grid", *grid, "grid file: lines of 'LAYERS BLOCK PROJECTION NAME' (default: built in)")
       ->check(CLI::ExistingFile);
   sweep->add_option("--out", common->out, "output directory")->required();
+
+  auto kl_budget = std::make_shared<double>(0.1);
+  auto selection_windows = std::make_shared<int>(4);
+  CLI::App* sensitivity = app.add_subcommand(
+      "sensitivity", "Patch each layer's MLP alone and rank the layers by all-position KL on held-out selection "
+                     "windows; then the greedy configuration: the least sensitive layers, refitted together, while "
+                     "that KL stays within --kl-budget. Writes sensitivity.md, .csv and .json (plot them with "
+                     "scripts/plot_evaluation.py)");
+  add_common_options(*sensitivity, *common);
+  sensitivity->add_option("--block", *block, "block size b (for low-rank projections: the budget of b)")
+      ->capture_default_str();
+  sensitivity->add_option("--projection", *projection, "as for eval (default sequential)")->default_str("sequential");
+  sensitivity->add_option("--damping", *damping, "calibration damping")->capture_default_str();
+  sensitivity->add_option("--kl-budget", *kl_budget,
+                          "largest all-position KL(teacher || student) on the selection windows, in nats")
+      ->capture_default_str();
+  sensitivity->add_option("--selection-windows", *selection_windows,
+                          "windows of max-len tokens at the end of the held-out text (no reported metric reads them) that rank the layers and "
+                          "choose the configuration")
+      ->capture_default_str()->check(CLI::Range(1, 1000));
+  sensitivity->add_option("--out", common->out, "output directory")->required();
   return [=] {
-    if (!*eval && !*sweep) return;
+    if (!*eval && !*sweep && !*sensitivity) return;
     use_threads(common->threads);
     if (*eval) run_eval(*common, *patch, *patch_option_list);
     if (*sweep) run_sweep(*common, *grid);
+    if (*sensitivity) {
+      // --projection's default is calibrated for eval; the scan's is sequential.
+      const std::string chosen = sensitivity->count("--projection") > 0 ? *projection : "sequential";
+      run_sensitivity_command(*common, *block, chosen, *damping, *kl_budget, *selection_windows);
+    }
   };
 }
 

@@ -31,4 +31,12 @@ void BlockCirculantLinear::forward(const float* x, float* y, int T) const {
   matrix_.apply(X, Y);
 }
 
+LowRankLinear::LowRankLinear(fftmat::LowRank<float> matrix) : matrix_(std::move(matrix)) {}
+
+void LowRankLinear::forward(const float* x, float* y, int T) const {
+  const Eigen::Map<const Eigen::MatrixXf> X(x, in(), T);
+  Eigen::Map<Eigen::MatrixXf> Y(y, out(), T);
+  matrix_.apply(X, Y);
+}
+
 }  // namespace llama

@@ -1,13 +1,14 @@
 #pragma once
 // Every linear layer of the model goes through `Linear`, so any projection can be dense (weights in
-// the memory-mapped checkpoint) or block-circulant (fftmat::BlockCirculant) without the forward
-// pass knowing which.
+// the memory-mapped checkpoint), block-circulant (fftmat::BlockCirculant) or low-rank
+// (fftmat::LowRank) without the forward pass knowing which.
 //
 // Activations are row-major T x n: token t's vector is contiguous. That is the same memory as the
 // n x T column-major matrix of fftmat's convention (docs/design.md, Conventions).
 
 #include <Eigen/Core>
 #include <fftmat/block_circulant.hpp>
+#include <fftmat/low_rank.hpp>
 
 #include <cstddef>
 
@@ -60,6 +61,23 @@ class BlockCirculantLinear final : public Linear {
 
  private:
   fftmat::BlockCirculant<float> matrix_;
+};
+
+/// A low-rank approximation U V of a projection (the baseline at a block-circulant's budget), applied
+/// as two skinny GEMMs: first V x (rank x T), then U (V x).
+class LowRankLinear final : public Linear {
+ public:
+  explicit LowRankLinear(fftmat::LowRank<float> matrix);
+  void forward(const float* x, float* y, int T) const override;
+  int in() const override { return static_cast<int>(matrix_.cols()); }
+  int out() const override { return static_cast<int>(matrix_.rows()); }
+  /// The two float factors: rank * (in + out) floats.
+  std::size_t parameter_bytes() const override {
+    return static_cast<std::size_t>(matrix_.parameter_count()) * sizeof(float);
+  }
+
+ private:
+  fftmat::LowRank<float> matrix_;
 };
 
 }  // namespace llama

@@ -8,6 +8,7 @@
 //   fftmat-llama perplexity --model DIR [--student DIR | --layers 0 --block 64 ...] --file TEXT --ctx 512
 //   fftmat-llama patch    --model DIR --layers 0-3 --block 64 --projection sequential --out PATCHED
 // Every --model may be a PATCHED directory (patched_checkpoint.hpp).
+//   fftmat-llama sensitivity [--model DIR] --block 64 --projection sequential --kl-budget 0.1 --out DIR
 
 #include <CLI/CLI.hpp>
 

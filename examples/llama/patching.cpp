@@ -1,10 +1,12 @@
 #include "patching.hpp"
 
 #include <fftmat/calibrator.hpp>
+#include <fftmat/low_rank.hpp>
 #include <fftmat/projection.hpp>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <sstream>
@@ -154,32 +156,128 @@ void patch_calibrated(Model& student, Model& teacher, const PatchSettings& s,
   }
 }
 
-void patch_sequential(Model& student, Model& teacher, const PatchSettings& s,
-                      const std::vector<std::vector<int>>& calibration,
+/// What sequential calibration fits for one projection: it accumulates (input, target) pairs
+/// (width x T each) and returns the fitted layer. One implementation per fitted family.
+class ProjectionFit {
+ public:
+  virtual ~ProjectionFit() = default;
+  virtual void accumulate(const Matrix& input, const Matrix& target) = 0;
+  virtual std::unique_ptr<Linear> fit() const = 0;
+};
+/// Makes the fit of an out x in projection.
+using ProjectionFitFactory = std::function<std::unique_ptr<ProjectionFit>(int out, int in)>;
+
+/// The closed-form block-circulant fit (fftmat::Calibrator), products reading the chosen spectra.
+class BlockCirculantFit final : public ProjectionFit {
+ public:
+  BlockCirculantFit(int out, int in, const PatchSettings& s)
+      : calibrator_(out, in, s.block_size), damping_(s.damping), spectra_(s.spectra) {}
+  void accumulate(const Matrix& input, const Matrix& target) override { calibrator_.accumulate(input, target); }
+  std::unique_ptr<Linear> fit() const override { return block_circulant(calibrator_.fit(damping_), spectra_); }
+
+ private:
+  fftmat::Calibrator<float> calibrator_;
+  double damping_;
+  fftmat::SpectrumPrecision spectra_;
+};
+
+/// The rank-r ridge fit [R S^-T]_r S^-1 (fftmat::LowRankCalibrator) at the block size's budget.
+class LowRankFit final : public ProjectionFit {
+ public:
+  LowRankFit(int out, int in, const PatchSettings& s)
+      : calibrator_(out, in), rank_(fftmat::rank_for_block_budget(out, in, s.block_size)), damping_(s.damping) {}
+  void accumulate(const Matrix& input, const Matrix& target) override { calibrator_.accumulate(input, target); }
+  std::unique_ptr<Linear> fit() const override {
+    return std::make_unique<LowRankLinear>(calibrator_.fit(rank_, damping_));
+  }
+
+ private:
+  fftmat::LowRankCalibrator<float> calibrator_;
+  Eigen::Index rank_;
+  double damping_;
+};
+
+/// `linear` applied to the columns of `input` (in x T), as the model's forward pass applies it.
+Matrix forward(const Linear& linear, const Matrix& input) {
+  Matrix output(linear.out(), input.cols());
+  linear.forward(input.data(), output.data(), static_cast<int>(input.cols()));
+  return output;
+}
+
+/// Sequential calibration with any fitted family: layer by layer in increasing order, so layer l
+/// sees the patched layers before it.
+void patch_sequential(Model& student, Model& teacher, const std::vector<int>& layers,
+                      const std::vector<std::vector<int>>& calibration, const ProjectionFitFactory& make_fit,
                       const std::function<void(const std::string&)>& progress) {
-  for (const int l : s.layers) {  // in increasing order: layer l sees the patched layers before it
+  const LlamaConfig& config = teacher.config();
+  for (const int l : layers) {
     progress("sequential calibration of layer " + std::to_string(l) + ": teacher targets");
-    LayerCapture targets(teacher.config(), l, LayerCapture::What::teacher_targets);
+    LayerCapture targets(config, l, LayerCapture::What::teacher_targets);
     run_prompts(teacher, calibration, &targets, l + 1);
     progress("sequential calibration of layer " + std::to_string(l) + ": student inputs");
-    LayerCapture inputs(teacher.config(), l, LayerCapture::What::input);
+    LayerCapture inputs(config, l, LayerCapture::What::input);
     run_prompts(student, calibration, &inputs, l + 1);
 
-    MlpCalibrators c(teacher.config(), s.block_size);
+    const std::unique_ptr<ProjectionFit> gate_fit = make_fit(config.intermediate_size, config.hidden_size);
+    const std::unique_ptr<ProjectionFit> up_fit = make_fit(config.intermediate_size, config.hidden_size);
     for (std::size_t k = 0; k < calibration.size(); ++k) {
-      c.gate.accumulate(inputs.input[k], targets.gate[k]);
-      c.up.accumulate(inputs.input[k], targets.up[k]);
+      gate_fit->accumulate(inputs.input[k], targets.gate[k]);
+      up_fit->accumulate(inputs.input[k], targets.up[k]);
     }
-    fftmat::BlockCirculant<float> gate = with_spectra(c.gate.fit(s.damping), s.spectra);
-    fftmat::BlockCirculant<float> up = with_spectra(c.up.fit(s.damping), s.spectra);
+    std::unique_ptr<Linear> gate = gate_fit->fit(), up = up_fit->fit();
     // down is fitted on what the student's own gate and up produce, against the teacher's output.
+    const std::unique_ptr<ProjectionFit> down_fit = make_fit(config.hidden_size, config.intermediate_size);
     for (std::size_t k = 0; k < calibration.size(); ++k) {
-      c.down.accumulate(silu_product(gate.apply(inputs.input[k]), up.apply(inputs.input[k])), targets.output[k]);
+      down_fit->accumulate(silu_product(forward(*gate, inputs.input[k]), forward(*up, inputs.input[k])),
+                           targets.output[k]);
     }
     Mlp& mlp = student.layers[l].mlp;
-    mlp.gate = block_circulant(std::move(gate), fftmat::SpectrumPrecision::full);  // already as chosen
-    mlp.up = block_circulant(std::move(up), fftmat::SpectrumPrecision::full);
-    mlp.down = block_circulant(c.down.fit(s.damping), s.spectra);
+    mlp.gate = std::move(gate);
+    mlp.up = std::move(up);
+    mlp.down = down_fit->fit();
+  }
+}
+
+/// The input Gram matrices of every chosen layer's MLP on the teacher: gate and up share one.
+class TeacherGrams final : public MlpObserver {
+ public:
+  struct Grams {
+    fftmat::InputGram input, hidden;  // gate/up's input and down's input silu(g)*u
+  };
+  TeacherGrams(const LlamaConfig& config, const std::vector<int>& layers) : config_(config) {
+    for (const int layer : layers) grams_.emplace(layer, Grams{fftmat::InputGram(config.hidden_size),
+                                                             fftmat::InputGram(config.intermediate_size)});
+  }
+  void observe(const MlpActivations& a) override {
+    const auto it = grams_.find(a.layer);
+    if (it == grams_.end()) return;
+    it->second.input.accumulate(ConstMap(a.input, config_.hidden_size, a.tokens));
+    it->second.hidden.accumulate(ConstMap(a.hidden, config_.intermediate_size, a.tokens));
+  }
+  const Grams& at(int layer) const { return grams_.at(layer); }
+
+ private:
+  const LlamaConfig& config_;
+  std::map<int, Grams> grams_;
+};
+
+/// One-shot low-rank: each projection's whitened truncation [W S]_r S^-1 on the teacher's inputs.
+void patch_low_rank(Model& student, Model& teacher, const PatchSettings& s,
+                    const std::vector<std::vector<int>>& calibration,
+                    const std::function<void(const std::string&)>& progress) {
+  TeacherGrams grams(teacher.config(), s.layers);
+  progress("collecting the teacher's MLP input Gram matrices on " + std::to_string(calibration.size()) + " prompts");
+  run_prompts(teacher, calibration, &grams, *std::max_element(s.layers.begin(), s.layers.end()) + 1);
+  for (const int l : s.layers) {
+    progress("low-rank fit of layer " + std::to_string(l));
+    Mlp& mlp = student.layers[l].mlp;
+    for (auto* projection : {&mlp.gate, &mlp.up, &mlp.down}) {
+      const char* name = projection == &mlp.gate ? "gate_proj" : projection == &mlp.up ? "up_proj" : "down_proj";
+      const Matrix W = dense(*projection, l, name).to_float();
+      const fftmat::InputGram& gram = projection == &mlp.down ? grams.at(l).hidden : grams.at(l).input;
+      const Eigen::Index rank = fftmat::rank_for_block_budget(W.rows(), W.cols(), s.block_size);
+      *projection = std::make_unique<LowRankLinear>(fftmat::project_low_rank(W, gram, rank, s.damping));
+    }
   }
 }
 
@@ -187,10 +285,11 @@ void patch_sequential(Model& student, Model& teacher, const PatchSettings& s,
 
 Projection parse_projection(const std::string& name) {
   for (const Projection p : {Projection::dense, Projection::frobenius, Projection::calibrated, Projection::sequential,
-                             Projection::zero}) {
+                             Projection::low_rank, Projection::low_rank_sequential, Projection::zero}) {
     if (name == projection_name(p)) return p;
   }
-  throw error("unknown projection '" + name + "' (choose dense, frobenius, calibrated, sequential or zero)");
+  throw error("unknown projection '" + name +
+              "' (choose dense, frobenius, calibrated, sequential, lowrank, lowrank-sequential or zero)");
 }
 
 const char* projection_name(Projection projection) {
@@ -199,6 +298,8 @@ const char* projection_name(Projection projection) {
     case Projection::frobenius: return "frobenius";
     case Projection::calibrated: return "calibrated";
     case Projection::sequential: return "sequential";
+    case Projection::low_rank: return "lowrank";
+    case Projection::low_rank_sequential: return "lowrank-sequential";
     case Projection::zero: return "zero";
   }
   return "?";
@@ -263,25 +364,48 @@ void check_patch_settings(const PatchSettings& s, const LlamaConfig& config) {
   }
   if (s.projection == Projection::zero) return;
   check(s.block_size > 0, "block size must be positive, got ", s.block_size);
+  check(std::isfinite(s.damping) && s.damping >= 0, "damping must be finite and >= 0, got ", s.damping);
+  if (is_low_rank(s.projection)) {
+    check(s.spectra == fftmat::SpectrumPrecision::full, "projection '", projection_name(s.projection),
+          "' has no spectra: bfloat16 spectra apply to block-circulant projections only");
+    check(fftmat::rank_for_block_budget(config.intermediate_size, config.hidden_size, s.block_size) >= 1,
+          "projection '", projection_name(s.projection), "' at the budget of block size ", s.block_size,
+          " has rank 0: an ", config.intermediate_size, "x", config.hidden_size, " block-circulant matrix has ",
+          std::int64_t(config.intermediate_size) * config.hidden_size / s.block_size,
+          " parameters, fewer than one rank-1 term's ", config.intermediate_size + config.hidden_size);
+    return;
+  }
   check(config.hidden_size % s.block_size == 0, "block size ", s.block_size, " does not divide hidden_size ",
         config.hidden_size);
   check(config.intermediate_size % s.block_size == 0, "block size ", s.block_size,
         " does not divide intermediate_size ", config.intermediate_size);
-  check(std::isfinite(s.damping) && s.damping >= 0, "damping must be finite and >= 0, got ", s.damping);
+}
+
+bool is_low_rank(Projection projection) {
+  return projection == Projection::low_rank || projection == Projection::low_rank_sequential;
 }
 
 void patch_model(Model& student, Model& teacher, const PatchSettings& settings,
                  const std::vector<std::vector<int>>& calibration,
                  const std::function<void(const std::string&)>& progress) {
   check_patch_settings(settings, student.config());
-  const bool needs_data = settings.projection == Projection::calibrated || settings.projection == Projection::sequential;
+  const bool needs_data = settings.projection != Projection::dense && settings.projection != Projection::frobenius &&
+                          settings.projection != Projection::zero;
   check(!needs_data || !calibration.empty(), "projection '", projection_name(settings.projection),
         "' needs calibration prompts");
   switch (settings.projection) {
     case Projection::dense: return;
     case Projection::frobenius: return patch_frobenius(student, settings, progress);
     case Projection::calibrated: return patch_calibrated(student, teacher, settings, calibration, progress);
-    case Projection::sequential: return patch_sequential(student, teacher, settings, calibration, progress);
+    case Projection::sequential:
+      return patch_sequential(
+          student, teacher, settings.layers, calibration,
+          [&](int out, int in) { return std::make_unique<BlockCirculantFit>(out, in, settings); }, progress);
+    case Projection::low_rank: return patch_low_rank(student, teacher, settings, calibration, progress);
+    case Projection::low_rank_sequential:
+      return patch_sequential(
+          student, teacher, settings.layers, calibration,
+          [&](int out, int in) { return std::make_unique<LowRankFit>(out, in, settings); }, progress);
     case Projection::zero:
       for (const int l : settings.layers) {
         Mlp& mlp = student.layers[l].mlp;

@@ -1,5 +1,6 @@
 #pragma once
-// Replacing the MLP projections (gate, up, down) of chosen layers by block-circulant matrices.
+// Replacing the MLP projections (gate, up, down) of chosen layers by block-circulant matrices, or
+// by the low-rank baseline at the same parameter budget.
 //
 //   frobenius   nearest block-circulant matrix to each weight (the study's "no calibration")
 //   calibrated  closed-form fit of each projection to the original model's activations on the
@@ -7,6 +8,11 @@
 //   sequential  layer by layer in order: gate and up fitted on the inputs of the already-patched
 //               student against the teacher's gate/up outputs, then down fitted on the student's
 //               own hidden silu(g)*u against the teacher's MLP output -- errors do not accumulate
+//   lowrank     rank r = floor(m n / (b (m + n))) per projection, so that its factors hold no more
+//               parameters than the block-circulant matrix of block size b: the whitened truncation
+//               [W S]_r S^-1 on the teacher's activations (fftmat::project_low_rank)
+//   lowrank-sequential  the same rank, fitted as `sequential` fits block-circulant matrices
+//               (fftmat::LowRankCalibrator)
 //   zero        the MLP removed (its output is zero): the reference that shows what a projection
 //               keeping ~1/b of the weights' energy amounts to
 //
@@ -22,11 +28,14 @@
 
 namespace llama {
 
-enum class Projection { dense, frobenius, calibrated, sequential, zero };
+enum class Projection { dense, frobenius, calibrated, sequential, low_rank, low_rank_sequential, zero };
 
-/// "dense" (nothing patched), "frobenius", "calibrated", "sequential" or "zero".
+/// "dense" (nothing patched), "frobenius", "calibrated", "sequential", "lowrank", "lowrank-sequential"
+/// or "zero".
 Projection parse_projection(const std::string& name);
 const char* projection_name(Projection projection);
+/// lowrank or lowrank-sequential: block_size only sets the rank's budget.
+bool is_low_rank(Projection projection);
 
 /// "0", "0-3", "0,5,9", "0-3,8", "all", or "" / "none" for no layer; sorted, unique, each checked
 /// against the model's layer count.
@@ -36,9 +45,11 @@ std::string format_layers(const std::vector<int>& layers);
 
 struct PatchSettings {
   std::vector<int> layers;                  // layers whose MLP is replaced
-  int block_size = 64;                      // b; must divide hidden_size and intermediate_size
+  int block_size = 64;                      // b; must divide hidden_size and intermediate_size (low-rank:
+                                            // the budget of block size b, which need not divide them)
   Projection projection = Projection::dense;
-  double damping = 1e-2;                    // calibrated/sequential: lambda_f = damping * trace(G_f) / q
+  double damping = 1e-2;                    // calibrated/sequential: lambda_f = damping * trace(G_f) / q;
+                                            // low-rank: lambda = damping * trace(G) / n
   fftmat::SpectrumPrecision spectra = fftmat::SpectrumPrecision::full;  // what the patched products read
 };
 

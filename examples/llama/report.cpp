@@ -3,8 +3,10 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdint>
+#include <cstdlib>
 #include <ctime>
 #include <functional>
 #include <sstream>
@@ -25,6 +27,8 @@ std::string calibrated_column(Projection projection) {
   switch (projection) {
     case Projection::calibrated: return "Yes";
     case Projection::sequential: return "Yes (sequential)";
+    case Projection::low_rank: return "Yes (low-rank)";
+    case Projection::low_rank_sequential: return "Yes (low-rank, sequential)";
     case Projection::frobenius: return "No";
     default: return "-";
   }
@@ -264,6 +268,15 @@ none  -   dense       Original (baseline)
 0-3   64  sequential  4 layers, sequential
 0-7   64  sequential  8 layers, sequential
 0-7   128 sequential  8 layers, sequential
+# The low-rank baseline at the same parameter budget (rank floor(mn / (b (m + n)))), one-shot and
+# sequential, beside the block-circulant rows above.
+0     64  lowrank             1 layer, low-rank (b=64 budget)
+0-7   64  lowrank             8 layers, low-rank (b=64 budget)
+0-7   64  lowrank-sequential  8 layers, low-rank sequential (b=64 budget)
+0-7   128 lowrank-sequential  8 layers, low-rank sequential (b=128 budget)
+# The least sensitive layers at b = 64, chosen greedily on held-out selection windows (not the
+# evaluation prompts or the perplexity windows) while their all-position KL stays within 0.1.
+least-sensitive:0.1  64  sequential  least sensitive layers, sequential, selection KL <= 0.1
 )";
 }
 
@@ -281,7 +294,18 @@ std::vector<GridRow> parse_grid(const std::string& text, const std::string& sour
     std::getline(fields >> std::ws, name);
     GridRow row;
     try {
-      row.settings.layers = parse_layers(layers, config.num_hidden_layers);
+      const std::string greedy = "least-sensitive:";
+      if (layers.compare(0, greedy.size(), greedy) == 0) {
+        const std::string budget = layers.substr(greedy.size());
+        char* end = nullptr;
+        const double value = std::strtod(budget.c_str(), &end);
+        check(!budget.empty() && end == budget.c_str() + budget.size() && std::isfinite(value) && value >= 0,
+              "'", layers, "': the KL budget must be a number >= 0");
+        row.least_sensitive_budget = value;
+        row.settings.layers = {0};  // checked as a one-layer patch; chosen when the sweep runs
+      } else {
+        row.settings.layers = parse_layers(layers, config.num_hidden_layers);
+      }
       row.settings.projection = parse_projection(projection);
       if (block != "-") {
         check(block.size() <= 6 && block.find_first_not_of("0123456789") == std::string::npos,
@@ -291,6 +315,8 @@ std::vector<GridRow> parse_grid(const std::string& text, const std::string& sour
         check(row.settings.projection == Projection::dense || row.settings.projection == Projection::zero,
               "projection '", projection, "' needs a block size");
       }
+      check(!row.least_sensitive_budget || row.settings.projection != Projection::dense,
+            "least-sensitive layers need a projection");
       check_patch_settings(row.settings, config);
     } catch (const error& e) {
       throw error(where + ": " + e.what());

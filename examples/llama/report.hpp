@@ -4,6 +4,7 @@
 // set (write_files_atomically): an interrupted run leaves all three of one row count. scripts/plot_evaluation.py turns results.json into PNG plots.
 
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,13 +15,18 @@ namespace llama {
 struct GridRow {
   std::string name;
   PatchSettings settings;
+  /// LAYERS "least-sensitive:BUDGET": the layers are chosen when the sweep runs, greedily, the least
+  /// sensitive first, while the all-position KL on held-out selection windows stays within BUDGET
+  /// (sensitivity.hpp); settings.layers is then a placeholder.
+  std::optional<double> least_sensitive_budget;
 };
 
 /// The study's eleven rows (docs/evaluation.md) followed by our own.
 std::string default_grid_text();
 
 /// Parses a grid: one row per line, "LAYERS BLOCK PROJECTION NAME...", '#' starts a comment;
-/// LAYERS as for --layers ("none" for the original model), BLOCK "-" where it does not apply.
+/// LAYERS as for --layers ("none" for the original model) or "least-sensitive:BUDGET", BLOCK "-"
+/// where it does not apply.
 /// Every row is checked against the model before anything runs.
 std::vector<GridRow> parse_grid(const std::string& text, const std::string& source, const LlamaConfig& config);
 
