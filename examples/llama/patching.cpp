@@ -2,6 +2,7 @@
 
 #include <fftmat/calibrator.hpp>
 #include <fftmat/projection.hpp>
+#include <fftmat/scaled_block_circulant.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -30,6 +31,28 @@ class ZeroLinear final : public Linear {
 
  private:
   int in_, out_;
+};
+
+/// diag(s_out) C diag(s_in) (fftmat::fit_scaled). Its input is scaled before the FFT, so gate and
+/// up do not share one input transform: block_circulant() stays null.
+class ScaledBlockCirculantLinear final : public Linear {
+ public:
+  explicit ScaledBlockCirculantLinear(fftmat::ScaledBlockCirculant<float> matrix) : matrix_(std::move(matrix)) {}
+  void forward(const float* x, float* y, int T) const override {
+    Eigen::Map<Matrix> Y(y, out(), T);
+    matrix_.apply(ConstMap(x, in(), T), Y);
+  }
+  int in() const override { return static_cast<int>(matrix_.cols()); }
+  int out() const override { return static_cast<int>(matrix_.rows()); }
+  /// The core's cached spectra and the two scale vectors.
+  std::size_t parameter_bytes() const override {
+    const fftmat::BlockCirculant<float>& core = matrix_.core();
+    return static_cast<std::size_t>(core.bins() * core.block_rows() * core.block_cols()) * sizeof(std::complex<float>) +
+           static_cast<std::size_t>(matrix_.rows() + matrix_.cols()) * sizeof(float);
+  }
+
+ private:
+  fftmat::ScaledBlockCirculant<float> matrix_;
 };
 
 const DenseLinear& dense(const std::unique_ptr<Linear>& projection, int layer, const char* name) {
@@ -180,14 +203,59 @@ void patch_sequential(Model& student, Model& teacher, const PatchSettings& s,
   }
 }
 
+/// The prompts' matrices side by side: width x (total tokens).
+Matrix concatenate(const std::vector<Matrix>& parts) {
+  Eigen::Index tokens = 0;
+  for (const Matrix& part : parts) tokens += part.cols();
+  Matrix all(parts.front().rows(), tokens);
+  Eigen::Index column = 0;
+  for (const Matrix& part : parts) {
+    all.middleCols(column, part.cols()) = part;
+    column += part.cols();
+  }
+  return all;
+}
+
+/// fftmat::fit_scaled of inputs X against targets Y, its core's products reading `spectra`.
+fftmat::ScaledBlockCirculant<float> fit_scaled(const Matrix& X, const Matrix& Y, const PatchSettings& s) {
+  fftmat::ScaledFitOptions options;
+  options.damping = s.damping;
+  const fftmat::ScaledBlockCirculant<float> fit = fftmat::fit_scaled<float>(X, Y, s.block_size, options).matrix;
+  return fftmat::ScaledBlockCirculant<float>(with_spectra(fit.core(), s.spectra), fit.input_scale(),
+                                             fit.output_scale());
+}
+
+/// The sequential order and targets, each projection fitted as diag(s_out) C diag(s_in).
+void patch_scaled_sequential(Model& student, Model& teacher, const PatchSettings& s,
+                             const std::vector<std::vector<int>>& calibration,
+                             const std::function<void(const std::string&)>& progress) {
+  for (const int l : s.layers) {
+    progress("scaled sequential calibration of layer " + std::to_string(l) + ": teacher targets");
+    LayerCapture targets(teacher.config(), l, LayerCapture::What::teacher_targets);
+    run_prompts(teacher, calibration, &targets, l + 1);
+    progress("scaled sequential calibration of layer " + std::to_string(l) + ": student inputs");
+    LayerCapture inputs(teacher.config(), l, LayerCapture::What::input);
+    run_prompts(student, calibration, &inputs, l + 1);
+
+    const Matrix input = concatenate(inputs.input);
+    fftmat::ScaledBlockCirculant<float> gate = fit_scaled(input, concatenate(targets.gate), s);
+    fftmat::ScaledBlockCirculant<float> up = fit_scaled(input, concatenate(targets.up), s);
+    const Matrix hidden = silu_product(gate.apply(input), up.apply(input));
+    Mlp& mlp = student.layers[l].mlp;
+    mlp.down = std::make_unique<ScaledBlockCirculantLinear>(fit_scaled(hidden, concatenate(targets.output), s));
+    mlp.gate = std::make_unique<ScaledBlockCirculantLinear>(std::move(gate));
+    mlp.up = std::make_unique<ScaledBlockCirculantLinear>(std::move(up));
+  }
+}
+
 }  // namespace
 
 Projection parse_projection(const std::string& name) {
   for (const Projection p : {Projection::dense, Projection::frobenius, Projection::calibrated, Projection::sequential,
-                             Projection::zero}) {
+                             Projection::scaled_sequential, Projection::zero}) {
     if (name == projection_name(p)) return p;
   }
-  throw error("unknown projection '" + name + "' (choose dense, frobenius, calibrated, sequential or zero)");
+  throw error("unknown projection '" + name + "' (choose dense, frobenius, calibrated, sequential, scaled-sequential or zero)");
 }
 
 const char* projection_name(Projection projection) {
@@ -196,6 +264,7 @@ const char* projection_name(Projection projection) {
     case Projection::frobenius: return "frobenius";
     case Projection::calibrated: return "calibrated";
     case Projection::sequential: return "sequential";
+    case Projection::scaled_sequential: return "scaled-sequential";
     case Projection::zero: return "zero";
   }
   return "?";
@@ -271,7 +340,8 @@ void patch_model(Model& student, Model& teacher, const PatchSettings& settings,
                  const std::vector<std::vector<int>>& calibration,
                  const std::function<void(const std::string&)>& progress) {
   check_patch_settings(settings, student.config());
-  const bool needs_data = settings.projection == Projection::calibrated || settings.projection == Projection::sequential;
+  const bool needs_data = settings.projection == Projection::calibrated || settings.projection == Projection::sequential ||
+                          settings.projection == Projection::scaled_sequential;
   check(!needs_data || !calibration.empty(), "projection '", projection_name(settings.projection),
         "' needs calibration prompts");
   switch (settings.projection) {
@@ -279,6 +349,8 @@ void patch_model(Model& student, Model& teacher, const PatchSettings& settings,
     case Projection::frobenius: return patch_frobenius(student, settings, progress);
     case Projection::calibrated: return patch_calibrated(student, teacher, settings, calibration, progress);
     case Projection::sequential: return patch_sequential(student, teacher, settings, calibration, progress);
+    case Projection::scaled_sequential:
+      return patch_scaled_sequential(student, teacher, settings, calibration, progress);
     case Projection::zero:
       for (const int l : settings.layers) {
         Mlp& mlp = student.layers[l].mlp;

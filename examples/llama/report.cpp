@@ -26,6 +26,7 @@ std::string calibrated_column(Projection projection) {
   switch (projection) {
     case Projection::calibrated: return "Yes";
     case Projection::sequential: return "Yes (sequential)";
+    case Projection::scaled_sequential: return "Yes (scaled sequential)";
     case Projection::frobenius: return "No";
     default: return "-";
   }
