@@ -144,7 +144,7 @@ std::function<void()> add_evaluation_commands(CLI::App& app) {
   eval->add_option("--projection", *projection,
                    "frobenius (nearest in Frobenius norm), calibrated (closed-form fit on the teacher's "
                    "activations), sequential (layer by layer on the patched student's inputs), scaled-sequential "
-                   "(sequential, each projection diag(s_out) C diag(s_in)), zero (MLP removed)")
+                   "(sequential, each projection C diag(s_in) with the input scale fitted), zero (MLP removed)")
       ->capture_default_str();
   eval->add_option("--damping", *damping, "calibration damping, relative to trace(G_f)/q per frequency bin")
       ->capture_default_str();

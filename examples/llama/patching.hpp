@@ -7,8 +7,8 @@
 //   sequential  layer by layer in order: gate and up fitted on the inputs of the already-patched
 //               student against the teacher's gate/up outputs, then down fitted on the student's
 //               own hidden silu(g)*u against the teacher's MLP output -- errors do not accumulate
-//   scaled-sequential  the same order and targets, each projection diag(s_out) C diag(s_in) with
-//               the scales and C fitted by alternating least squares (fftmat::fit_scaled)
+//   scaled-sequential  the same order and targets, each projection C diag(s_in): a per-channel
+//               input scale and C fitted by alternating least squares (fftmat::fit_scaled)
 //   zero        the MLP removed (its output is zero): the reference that shows what a projection
 //               keeping ~1/b of the weights' energy amounts to
 //
