@@ -9,4 +9,5 @@
 #include "input_spectrum.hpp"   // IWYU pragma: export
 #include "kernel_isa.hpp"       // IWYU pragma: export
 #include "projection.hpp"       // IWYU pragma: export
+#include "scaled_block_circulant.hpp"  // IWYU pragma: export
 #include "version.hpp"          // IWYU pragma: export
