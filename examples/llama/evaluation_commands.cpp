@@ -202,7 +202,8 @@ std::vector<CLI::Option*> add_patch_options(CLI::App& command, PatchOptions& o) 
                          "frobenius (nearest in Frobenius norm), calibrated (closed-form fit on the teacher's "
                          "activations), sequential (layer by layer on the patched student's inputs), lowrank and "
                          "lowrank-sequential (the low-rank baseline with as many parameters as block size --block: "
-                         "rank floor(mn / (b (m + n)))), zero (MLP removed)")
+                         "rank floor(mn / (b (m + n)))), scaled-sequential (sequential, each projection C diag(s_in) "
+                         "with the input scale fitted), zero (MLP removed)")
           ->capture_default_str(),
       command.add_option("--damping", o.damping, "calibration damping, relative to trace(G_f)/q per frequency bin (low-rank: trace(G)/n)")
           ->capture_default_str(),

@@ -34,6 +34,11 @@ void run_patch(const PatchCommandOptions& o) {
   check(settings.projection != Projection::dense && settings.projection != Projection::zero, "projection '",
         o.patch.projection, "' leaves nothing to save: patch with frobenius, calibrated or sequential (eval --projection ",
         o.patch.projection, " needs no saved patch)");
+  // The saved-patch format holds block-circulant projections (patched_checkpoint.hpp's kinds).
+  check(settings.projection == Projection::frobenius || settings.projection == Projection::calibrated ||
+            settings.projection == Projection::sequential,
+        "projection '", o.patch.projection, "' cannot be saved yet: patch saves frobenius, calibrated and sequential "
+        "(block-circulant) projections; evaluate it with eval --projection ", o.patch.projection);
   check_patched_output(o.out);
 
   std::vector<std::vector<int>> calibration;

@@ -13,6 +13,8 @@
 //               [W S]_r S^-1 on the teacher's activations (fftmat::project_low_rank)
 //   lowrank-sequential  the same rank, fitted as `sequential` fits block-circulant matrices
 //               (fftmat::LowRankCalibrator)
+//   scaled-sequential  the same order and targets, each projection C diag(s_in): a per-channel
+//               input scale and C fitted by alternating least squares (fftmat::fit_scaled)
 //   zero        the MLP removed (its output is zero): the reference that shows what a projection
 //               keeping ~1/b of the weights' energy amounts to
 //
@@ -28,10 +30,10 @@
 
 namespace llama {
 
-enum class Projection { dense, frobenius, calibrated, sequential, low_rank, low_rank_sequential, zero };
+enum class Projection { dense, frobenius, calibrated, sequential, low_rank, low_rank_sequential, scaled_sequential, zero };
 
-/// "dense" (nothing patched), "frobenius", "calibrated", "sequential", "lowrank", "lowrank-sequential"
-/// or "zero".
+/// "dense" (nothing patched), "frobenius", "calibrated", "sequential", "lowrank", "lowrank-sequential",
+/// "scaled-sequential" or "zero".
 Projection parse_projection(const std::string& name);
 const char* projection_name(Projection projection);
 /// lowrank or lowrank-sequential: block_size only sets the rank's budget.

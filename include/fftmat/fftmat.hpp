@@ -13,5 +13,6 @@
 #include "low_rank.hpp"         // IWYU pragma: export
 #include "planner.hpp"          // IWYU pragma: export
 #include "projection.hpp"       // IWYU pragma: export
+#include "scaled_block_circulant.hpp"  // IWYU pragma: export
 #include "threading.hpp"        // IWYU pragma: export
 #include "version.hpp"          // IWYU pragma: export

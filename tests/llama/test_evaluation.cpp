@@ -183,3 +183,29 @@ TEST_CASE("patching a reference checkpoint: Frobenius weights, zero MLPs, calibr
   CHECK(error_of([&] { patch_model(calibrated, teacher, s, {}, quiet); }) ==
         "projection 'sequential' needs calibration prompts");
 }
+
+TEST_CASE("scaled-sequential: parsed by name, needs calibration prompts, beats the Frobenius projection") {
+  CHECK(parse_projection("scaled-sequential") == Projection::scaled_sequential);
+  CHECK(std::string(projection_name(Projection::scaled_sequential)) == "scaled-sequential");
+  auto checkpoint = std::make_shared<const Checkpoint>(llama_test::reference_dir("gqa_f32"));
+  Model teacher(checkpoint), frobenius(checkpoint), scaled(checkpoint);
+  const std::vector<std::vector<int>> prompts = {{1, 5, 9, 13, 40, 2, 7, 7}, {1, 100, 3, 250, 17, 18, 19},
+                                                 {1, 42, 43, 44, 45, 46, 47, 48, 49, 50}};
+  const auto quiet = [](const std::string&) {};
+  PatchSettings s;
+  s.layers = {0, 1};
+  s.block_size = 16;
+  s.projection = Projection::frobenius;
+  patch_model(frobenius, teacher, s, {}, quiet);
+  s.projection = Projection::scaled_sequential;
+  CHECK(error_of([&] { patch_model(scaled, teacher, s, {}, quiet); }) ==
+        "projection 'scaled-sequential' needs calibration prompts");
+  patch_model(scaled, teacher, s, prompts, quiet);
+  CHECK(scaled.layers[1].mlp.gate->block_circulant() == nullptr);  // its own input transform
+  CHECK(scaled.layers[1].mlp.gate->parameter_bytes() ==
+        (9 * (160 / 16) * (64 / 16)) * sizeof(std::complex<float>) + (160 + 64) * sizeof(float));
+  const double kl_frobenius = mean_last_kl(teacher, frobenius, prompts);
+  const double kl_scaled = mean_last_kl(teacher, scaled, prompts);
+  MESSAGE("mean last-token KL on the calibration prompts: frobenius ", kl_frobenius, ", scaled-sequential ", kl_scaled);
+  CHECK(kl_scaled < 0.5 * kl_frobenius);
+}
