@@ -5,7 +5,7 @@
 
 #include <limits>
 
-#include "reference.hpp"
+#include "low_rank_reference.hpp"
 
 using namespace fftmat;
 using test::Index;

@@ -260,16 +260,16 @@ std::function<void()> add_evaluation_commands(CLI::App& app) {
                      "that KL stays within --kl-budget. Writes sensitivity.md, .csv and .json (plot them with "
                      "scripts/plot_evaluation.py)");
   add_common_options(*sensitivity, *common);
-  sensitivity->add_option("--block", *block, "block size b (for low-rank projections: the budget of b)")
+  sensitivity->add_option("--block", patch->block, "block size b (for low-rank projections: the budget of b)")
       ->capture_default_str();
-  sensitivity->add_option("--projection", *projection, "as for eval (default sequential)")->default_str("sequential");
-  sensitivity->add_option("--damping", *damping, "calibration damping")->capture_default_str();
+  sensitivity->add_option("--projection", patch->projection, "as for eval (default sequential)")->default_str("sequential");
+  sensitivity->add_option("--damping", patch->damping, "calibration damping")->capture_default_str();
   sensitivity->add_option("--kl-budget", *kl_budget,
                           "largest all-position KL(teacher || student) on the selection windows, in nats")
       ->capture_default_str();
   sensitivity->add_option("--selection-windows", *selection_windows,
-                          "windows of max-len tokens at the end of the held-out text (no reported metric reads them) that rank the layers and "
-                          "choose the configuration")
+                          "windows of max-len tokens at the end of the held-out text (no reported metric reads "
+                          "them) that rank the layers and choose the configuration")
       ->capture_default_str()->check(CLI::Range(1, 1000));
   sensitivity->add_option("--out", common->out, "output directory")->required();
   return [=] {
@@ -279,8 +279,8 @@ std::function<void()> add_evaluation_commands(CLI::App& app) {
     if (*sweep) run_sweep(*common, *grid);
     if (*sensitivity) {
       // --projection's default is calibrated for eval; the scan's is sequential.
-      const std::string chosen = sensitivity->count("--projection") > 0 ? *projection : "sequential";
-      run_sensitivity_command(*common, *block, chosen, *damping, *kl_budget, *selection_windows);
+      const std::string chosen = sensitivity->count("--projection") > 0 ? patch->projection : "sequential";
+      run_sensitivity_command(*common, patch->block, chosen, patch->damping, *kl_budget, *selection_windows);
     }
   };
 }

@@ -4,7 +4,7 @@
 
 #include <map>
 
-#include "../reference.hpp"
+#include "../low_rank_reference.hpp"
 #include "patching.hpp"
 #include "test_helpers.hpp"
 
