@@ -54,6 +54,15 @@ inline Eigen::MatrixXd gaussian(Index rows, Index cols, unsigned seed) {
   return M;
 }
 
+/// Inputs with correlated coordinates and decaying scales, as real activations have: x = L z with
+/// a random mixing matrix L whose k-th column is scaled by decay^k.
+inline Eigen::MatrixXd correlated_inputs(Index n, Index T, unsigned seed, double decay = 0.9,
+                                         unsigned mixing_seed = 1234) {
+  Eigen::MatrixXd L = gaussian(n, n, mixing_seed);
+  for (Index k = 0; k < n; ++k) L.col(k) *= std::pow(decay, double(k));
+  return L * gaussian(n, T, seed);
+}
+
 inline Eigen::VectorXd gaussian_vector(Index size, unsigned seed) { return gaussian(size, 1, seed); }
 
 inline double relative_error(const Eigen::MatrixXd& actual, const Eigen::MatrixXd& expected) {

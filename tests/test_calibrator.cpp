@@ -9,16 +9,10 @@
 #include "reference.hpp"
 
 using namespace fftmat;
+using test::correlated_inputs;
 using test::Index;
 
 namespace {
-
-// Inputs with correlated coordinates: x = L z with a random mixing matrix and decaying scales.
-Eigen::MatrixXd correlated_inputs(Index n, Index T, unsigned seed) {
-  Eigen::MatrixXd L = test::gaussian(n, n, 1234);
-  for (Index k = 0; k < n; ++k) L.col(k) *= std::pow(0.9, double(k));
-  return L * test::gaussian(n, T, seed);
-}
 
 // Least squares over all p*q*b parameters by dense normal equations, in double: (A x)[i*b + r]
 // depends on c_ij[d] through x[j*b + (r - d) mod b], with x zero-padded to q*b.

@@ -12,11 +12,9 @@ using test::Index;
 
 namespace {
 
-// Inputs with correlated coordinates and decaying scales, as real activations have.
-Eigen::MatrixXd correlated_inputs(Index n, Index T, unsigned seed) {
-  Eigen::MatrixXd L = test::gaussian(n, n, 4321);
-  for (Index k = 0; k < n; ++k) L.col(k) *= std::pow(0.8, double(k));
-  return L * test::gaussian(n, T, seed);
+// Inputs with correlated coordinates, scales decaying by 0.8 per coordinate.
+Eigen::MatrixXd low_rank_inputs(Index n, Index T, unsigned seed) {
+  return test::correlated_inputs(n, T, seed, 0.8, 4321);
 }
 
 }  // namespace
@@ -57,7 +55,7 @@ TEST_CASE("project_low_rank is the whitened truncation [W S]_r S^-1 (float64 ref
     CAPTURE(n);
     CAPTURE(rank);
     CAPTURE(damping);
-    const Eigen::MatrixXd W = test::gaussian(m, n, 11), X = correlated_inputs(n, 40, 12);
+    const Eigen::MatrixXd W = test::gaussian(m, n, 11), X = low_rank_inputs(n, 40, 12);
     InputGram gram(n);
     gram.accumulate(X.leftCols(15));  // two batches: the statistics stream
     gram.accumulate(X.rightCols(25));
@@ -73,7 +71,7 @@ TEST_CASE("project_low_rank is the whitened truncation [W S]_r S^-1 (float64 ref
 
 TEST_CASE("whitening matters: on correlated inputs the fit beats the plain truncated SVD of W") {
   const Index m = 24, n = 16, rank = 4;
-  const Eigen::MatrixXd W = test::gaussian(m, n, 21), X = correlated_inputs(n, 200, 22);
+  const Eigen::MatrixXd W = test::gaussian(m, n, 21), X = low_rank_inputs(n, 200, 22);
   InputGram gram(n);
   gram.accumulate(X);
   const LowRank<double> L = project_low_rank(W, gram, rank, 1e-4);
@@ -93,7 +91,7 @@ TEST_CASE("LowRankCalibrator::fit is the rank-r ridge regression [R S^-T]_r S^-1
     CAPTURE(n);
     CAPTURE(rank);
     CAPTURE(damping);
-    const Eigen::MatrixXd X = correlated_inputs(n, 50, 31);
+    const Eigen::MatrixXd X = low_rank_inputs(n, 50, 31);
     // Targets that are not a linear function of the inputs, as a patched student's inputs are not
     // the teacher's.
     const Eigen::MatrixXd Y = test::gaussian(m, n, 32) * X + 0.3 * test::gaussian(m, 50, 33);
@@ -116,7 +114,7 @@ TEST_CASE("LowRankCalibrator::fit is the rank-r ridge regression [R S^-T]_r S^-1
 
 TEST_CASE("with targets W x and no damping, the calibrator's fit equals the one-shot whitened truncation") {
   const Index m = 14, n = 10, rank = 3;
-  const Eigen::MatrixXd W = test::gaussian(m, n, 41), X = correlated_inputs(n, 60, 42);
+  const Eigen::MatrixXd W = test::gaussian(m, n, 41), X = low_rank_inputs(n, 60, 42);
   LowRankCalibrator<double> calibrator(m, n);
   calibrator.accumulate(X, W * X);
   InputGram gram(n);
@@ -127,7 +125,7 @@ TEST_CASE("with targets W x and no damping, the calibrator's fit equals the one-
 
 TEST_CASE("merged calibrators give the fit of their union") {
   const Index m = 9, n = 7;
-  const Eigen::MatrixXd X = correlated_inputs(n, 30, 51), Y = test::gaussian(m, 30, 52);
+  const Eigen::MatrixXd X = low_rank_inputs(n, 30, 51), Y = test::gaussian(m, 30, 52);
   LowRankCalibrator<double> whole(m, n), first(m, n), second(m, n);
   whole.accumulate(X, Y);
   first.accumulate(X.leftCols(11), Y.leftCols(11));

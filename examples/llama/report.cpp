@@ -17,12 +17,6 @@
 namespace llama {
 namespace {
 
-std::string format(const char* pattern, double value) {
-  char text[64];
-  std::snprintf(text, sizeof text, pattern, value);
-  return text;
-}
-
 std::string calibrated_column(Projection projection) {
   switch (projection) {
     case Projection::calibrated: return "Yes";
@@ -78,7 +72,7 @@ Column data_only(const std::string& key, Getter value) { return {"", nullptr, {{
 /// A column whose markdown cell is `pattern` applied to the value.
 Column number(const std::string& heading, const char* pattern, const std::string& key,
               std::function<double(const RowResult&)> value) {
-  return {heading, [=](const RowResult& r) { return format(pattern, value(r)); },
+  return {heading, [=](const RowResult& r) { return format_number(pattern, value(r)); },
           {{key, "/" + key, [=](const RowResult& r) { return nlohmann::json(value(r)); }}}};
 }
 
@@ -88,8 +82,8 @@ Column with_error(const std::string& heading, const char* pattern, const std::st
                   MeanWithError RowResult::*member, bool show_error = true) {
   return {heading,
           [=](const RowResult& r) {
-            return show_error ? format(pattern, (r.*member).mean) + " ± " + format(pattern, (r.*member).standard_error)
-                              : format(pattern, (r.*member).mean);
+            return show_error ? format_number(pattern, (r.*member).mean) + " ± " + format_number(pattern, (r.*member).standard_error)
+                              : format_number(pattern, (r.*member).mean);
           },
           {{key, "/" + key, [=](const RowResult& r) { return nlohmann::json((r.*member).mean); }},
            {key + "_stderr", "/stderr/" + key,
@@ -100,7 +94,7 @@ Column with_error(const std::string& heading, const char* pattern, const std::st
 Column rate(const std::string& heading, const char* pattern, const std::string& prefix, Rate SpeedMeasurement::*member) {
   return {heading,
           [=](const RowResult& r) {
-            return format(pattern, (r.speed.*member).mean) + " ± " + format(pattern, (r.speed.*member).stddev);
+            return format_number(pattern, (r.speed.*member).mean) + " ± " + format_number(pattern, (r.speed.*member).stddev);
           },
           {{prefix + "_tokens_per_s", "/" + prefix + "_tokens_per_s",
             [=](const RowResult& r) { return nlohmann::json((r.speed.*member).mean); }},
@@ -108,7 +102,7 @@ Column rate(const std::string& heading, const char* pattern, const std::string& 
             [=](const RowResult& r) { return nlohmann::json((r.speed.*member).stddev); }}}};
 }
 
-std::string percent(double fraction) { return format("%.2f%%", 100 * fraction); }
+std::string percent(double fraction) { return format_number("%.2f%%", 100 * fraction); }
 
 /// llama-perplexity's statistics on the held-out text (perplexity.hpp): a few in the markdown
 /// table, every one as data -- CSV heldout_ppl_q_value, heldout_kld_quantiles_99.9, ...; JSON the
@@ -116,13 +110,13 @@ std::string percent(double fraction) { return format("%.2f%%", 100 * fraction); 
 void add_heldout_columns(std::vector<Column>& c) {
   const auto error_cell = [](const char* pattern, ValueWithError PerplexityStatistics::*member) {
     return [=](const RowResult& r) {
-      return format(pattern, (r.heldout.*member).value) + " ± " + format(pattern, (r.heldout.*member).standard_error);
+      return format_number(pattern, (r.heldout.*member).value) + " ± " + format_number(pattern, (r.heldout.*member).standard_error);
     };
   };
   c.push_back({"PPL(Q), llama.cpp chunks", error_cell("%.2f", &PerplexityStatistics::ppl_q), {}});
   c.push_back({"PPL(base)", error_cell("%.2f", &PerplexityStatistics::ppl_base), {}});
   c.push_back({"Mean KLD", error_cell("%.4f", &PerplexityStatistics::kld), {}});
-  c.push_back({"99% KLD", [](const RowResult& r) { return format("%.4f", r.heldout.kld_quantiles[2]); }, {}});
+  c.push_back({"99% KLD", [](const RowResult& r) { return format_number("%.4f", r.heldout.kld_quantiles[2]); }, {}});
   c.push_back({"Mean Δp", [](const RowResult& r) {
                  return percent(r.heldout.delta_p.value) + " ± " + percent(r.heldout.delta_p.standard_error);
                }, {}});
@@ -162,7 +156,7 @@ const std::vector<Column>& schema() {
     c.push_back(with_error("KL Div", "%.3f", "kl", &RowResult::kl));
     c.push_back(with_error("Top-1 Acc", "%.3f", "top1", &RowResult::top1, false));
     c.push_back(with_error("Top-5 Overlap", "%.3f", "top5_overlap", &RowResult::top5_overlap, false));
-    c.push_back({"Tokens/s", [](const RowResult& r) { return format("%.0f", r.speed.decode.mean); }, {}});
+    c.push_back({"Tokens/s", [](const RowResult& r) { return format_number("%.0f", r.speed.decode.mean); }, {}});
     c.push_back({"Projection", [](const RowResult& r) { return std::string(projection_name(r.settings.projection)); },
                  {{"projection", "/projection",
                    [](const RowResult& r) { return nlohmann::json(projection_name(r.settings.projection)); }}}});
@@ -177,10 +171,10 @@ const std::vector<Column>& schema() {
     c.push_back(rate("Prefill tok/s", "%.0f", "prefill", &SpeedMeasurement::prefill));
     c.push_back(rate("Decode tok/s", "%.1f", "decode", &SpeedMeasurement::decode));
     c.push_back(data_only("mlp_share_prefill", [](const RowResult& r) { return nlohmann::json(r.mlp_share_prefill); }));
-    c.push_back({"MLP share of decode", [](const RowResult& r) { return format("%.0f%%", 100 * r.mlp_share_decode); },
+    c.push_back({"MLP share of decode", [](const RowResult& r) { return format_number("%.0f%%", 100 * r.mlp_share_decode); },
                  {{"mlp_share_decode", "/mlp_share_decode",
                    [](const RowResult& r) { return nlohmann::json(r.mlp_share_decode); }}}});
-    c.push_back({"MLP bytes/token", [](const RowResult& r) { return format("%.3g", double(r.mlp_parameter_bytes)); },
+    c.push_back({"MLP bytes/token", [](const RowResult& r) { return format_number("%.3g", double(r.mlp_parameter_bytes)); },
                  {{"mlp_parameter_bytes", "/mlp_parameter_bytes",
                    [](const RowResult& r) { return nlohmann::json(r.mlp_parameter_bytes); }}}});
     c.push_back(data_only("patch_seconds", [](const RowResult& r) { return nlohmann::json(r.patch_seconds); }));
@@ -247,7 +241,7 @@ nlohmann::json json_row(const RowResult& r) {
 
 std::string default_grid_text() {
   return R"(# LAYERS BLOCK PROJECTION NAME
-# The study's eleven rows (shared/seeds/results_summary.md). Its "calibrated" was gradient descent;
+# The study's eleven rows (docs/evaluation.md, "Beside the study"). Its "calibrated" was gradient descent;
 # ours is the closed-form calibrated projection, fitted on the teacher's activations.
 none  -   dense       Original (baseline)
 0     64  frobenius   1 layer, no calib
@@ -275,6 +269,10 @@ none  -   dense       Original (baseline)
 0-7   64  lowrank             8 layers, low-rank (b=64 budget)
 0-7   64  lowrank-sequential  8 layers, low-rank sequential (b=64 budget)
 0-7   128 lowrank-sequential  8 layers, low-rank sequential (b=128 budget)
+# The structured fit that earned a row: sequential, each projection C diag(s_in) with the input
+# scale fitted (docs/calibration.md, "Scaled block-circulant fit").
+0-3   64  scaled-sequential   4 layers, scaled sequential
+0-7   64  scaled-sequential   8 layers, scaled sequential
 # The least sensitive layers at b = 64, chosen greedily on held-out selection windows (not the
 # evaluation prompts or the perplexity windows) while their all-position KL stays within 0.1.
 least-sensitive:0.1  64  sequential  least sensitive layers, sequential, selection KL <= 0.1
@@ -329,6 +327,12 @@ std::vector<GridRow> parse_grid(const std::string& text, const std::string& sour
   return rows;
 }
 
+std::string format_number(const char* pattern, double value) {
+  char text[64];
+  std::snprintf(text, sizeof text, pattern, value);
+  return text;
+}
+
 std::string markdown_table(const std::vector<RowResult>& rows) {
   std::ostringstream md;
   std::string rule;
@@ -365,7 +369,7 @@ void write_report(const std::filesystem::path& directory, const std::vector<RowR
         "position's logits (mean ± standard error over prompts), top-1 agreement, top-5 overlap |∩|/5, "
         "and Tokens/s (decode). Then ours: KL and top-1 over every prompt position, perplexity on held-out "
         "text (teacher: "
-     << format("%.2f", teacher_ppl) << "), prefill (" << settings.speed.prompt_tokens << " tokens) and decode ("
+     << format_number("%.2f", teacher_ppl) << "), prefill (" << settings.speed.prompt_tokens << " tokens) and decode ("
      << settings.speed.generated_tokens << " tokens) throughput, mean ± stddev of " << settings.speed.repetitions
      << " runs, the MLPs' share of decode time (1 - t_without_MLPs / t) and the bytes the MLPs read per token.\n\n"
      << markdown_table(rows);

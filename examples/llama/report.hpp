@@ -35,6 +35,9 @@ std::vector<GridRow> parse_grid(const std::string& text, const std::string& sour
 void write_report(const std::filesystem::path& directory, const std::vector<RowResult>& rows,
                   const EvalSettings& settings, const LlamaConfig& config);
 
+/// `value` printed with a printf pattern for one double ("%.3f"): the reports' number format.
+std::string format_number(const char* pattern, double value);
+
 /// The markdown table alone (also printed by the eval command).
 std::string markdown_table(const std::vector<RowResult>& rows);
 

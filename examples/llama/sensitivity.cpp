@@ -17,17 +17,11 @@
 namespace llama {
 namespace {
 
-std::string format(const char* pattern, double value) {
-  char text[64];
-  std::snprintf(text, sizeof text, pattern, value);
-  return text;
-}
-
 /// "layer 3" or "layers 0,2-4": the greedy configuration's row name.
 std::string chosen_name(const std::vector<int>& layers, double budget) {
-  if (layers.empty()) return "no layer within selection KL " + format("%g", budget);
+  if (layers.empty()) return "no layer within selection KL " + format_number("%g", budget);
   return std::to_string(layers.size()) + " least sensitive (" + format_layers(layers) + "), selection KL <= " +
-         format("%g", budget);
+         format_number("%g", budget);
 }
 
 }  // namespace
@@ -149,24 +143,24 @@ void write_sensitivity_report(const std::filesystem::path& directory, const Sens
         "Top-1 (all positions) | Perplexity |\n|---|---|---|---|---|---|---|\n";
   for (std::size_t l = 0; l < study.per_layer.size(); ++l) {
     const RowResult& r = study.per_layer[l];
-    md << "| " << l << " | " << rank_of[int(l)] << " | " << format("%.4f", study.layer_selection_kl[l]) << " | "
-       << format("%.4f", r.kl_all_positions.mean) << " ± " << format("%.4f", r.kl_all_positions.standard_error)
-       << " | " << format("%.4f", r.kl.mean) << " | " << format("%.3f", r.top1_all_positions.mean) << " | "
-       << format("%.2f", r.perplexity_student) << " |\n";
+    md << "| " << l << " | " << rank_of[int(l)] << " | " << format_number("%.4f", study.layer_selection_kl[l]) << " | "
+       << format_number("%.4f", r.kl_all_positions.mean) << " ± " << format_number("%.4f", r.kl_all_positions.standard_error)
+       << " | " << format_number("%.4f", r.kl.mean) << " | " << format_number("%.3f", r.top1_all_positions.mean) << " | "
+       << format_number("%.2f", r.perplexity_student) << " |\n";
   }
-  md << "\nTeacher perplexity: " << format("%.2f", study.original.perplexity_teacher) << ".\n\n"
-     << "## Greedy: the least sensitive layers within selection KL " << format("%g", study.kl_budget) << "\n\n"
+  md << "\nTeacher perplexity: " << format_number("%.2f", study.original.perplexity_teacher) << ".\n\n"
+     << "## Greedy: the least sensitive layers within selection KL " << format_number("%g", study.kl_budget) << "\n\n"
      << "| Step | Layers | Selection KL | Within budget |\n|---|---|---|---|\n";
   for (std::size_t k = 0; k < study.steps.size(); ++k) {
     const GreedyStep& s = study.steps[k];
-    md << "| " << k + 1 << " | " << format_layers(s.layers) << " | " << format("%.4f", s.selection_kl) << " | "
+    md << "| " << k + 1 << " | " << format_layers(s.layers) << " | " << format_number("%.4f", s.selection_kl) << " | "
        << (s.within_budget ? "yes" : "no") << " |\n";
   }
   md << "\nChosen: **" << chosen.size() << " layer" << (chosen.size() == 1 ? "" : "s") << " ("
      << format_layers(chosen) << ")**. On the evaluation prompts its all-position KL is "
-     << format("%.4f", study.chosen.kl_all_positions.mean) << " ("
+     << format_number("%.4f", study.chosen.kl_all_positions.mean) << " ("
      << (study.chosen.kl_all_positions.mean <= study.kl_budget ? "within" : "over")
-     << " the budget there too) and held-out perplexity " << format("%.2f", study.chosen.perplexity_student)
+     << " the budget there too) and held-out perplexity " << format_number("%.2f", study.chosen.perplexity_student)
      << ":\n\n"
      << markdown_table({study.original, study.chosen});
 
