@@ -20,8 +20,11 @@ Eigen::MatrixXd low_rank_inputs(Index n, Index T, unsigned seed) {
 }  // namespace
 
 TEST_CASE("rank_for_block_budget: the largest rank whose factors fit in m n / b parameters") {
-  for (const auto& [m, n, b] : std::vector<std::tuple<Index, Index, Index>>{
+  for (const auto& shape : std::vector<std::tuple<Index, Index, Index>>{
            {768, 256, 16}, {768, 256, 64}, {256, 768, 128}, {11008, 4096, 64}, {64, 64, 64}, {6, 9, 3}}) {
+    const Index m = std::get<0>(shape);
+    const Index n = std::get<1>(shape);
+    const Index b = std::get<2>(shape);
     CAPTURE(m);
     CAPTURE(b);
     const Index r = rank_for_block_budget(m, n, b);
@@ -49,8 +52,12 @@ TEST_CASE("LowRank::apply equals the element-wise sum over the factors") {
 }
 
 TEST_CASE("project_low_rank is the whitened truncation [W S]_r S^-1 (float64 reference by another route)") {
-  for (const auto& [m, n, rank, damping] : std::vector<std::tuple<Index, Index, Index, double>>{
+  for (const auto& shape : std::vector<std::tuple<Index, Index, Index, double>>{
            {12, 8, 3, 1e-2}, {8, 12, 2, 1e-2}, {10, 10, 1, 0.0}, {16, 6, 6, 0.1}, {9, 7, 4, 0.0}}) {
+    const Index m = std::get<0>(shape);
+    const Index n = std::get<1>(shape);
+    const Index rank = std::get<2>(shape);
+    const double damping = std::get<3>(shape);
     CAPTURE(m);
     CAPTURE(n);
     CAPTURE(rank);
@@ -85,8 +92,12 @@ TEST_CASE("whitening matters: on correlated inputs the fit beats the plain trunc
 }
 
 TEST_CASE("LowRankCalibrator::fit is the rank-r ridge regression [R S^-T]_r S^-1 (float64 reference)") {
-  for (const auto& [m, n, rank, damping] : std::vector<std::tuple<Index, Index, Index, double>>{
+  for (const auto& shape : std::vector<std::tuple<Index, Index, Index, double>>{
            {12, 8, 3, 1e-2}, {8, 12, 5, 0.0}, {10, 6, 1, 0.1}}) {
+    const Index m = std::get<0>(shape);
+    const Index n = std::get<1>(shape);
+    const Index rank = std::get<2>(shape);
+    const double damping = std::get<3>(shape);
     CAPTURE(m);
     CAPTURE(n);
     CAPTURE(rank);

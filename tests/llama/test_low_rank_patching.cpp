@@ -30,7 +30,7 @@ struct Capture final : MlpObserver {
   static void append(Eigen::MatrixXd& all, const float* values, int width, int tokens) {
     const Eigen::Map<const Eigen::MatrixXf> batch(values, width, tokens);
     Eigen::MatrixXd grown(width, all.cols() + tokens);
-    grown.leftCols(all.cols()) = all;
+    if (all.cols() > 0) grown.leftCols(all.cols()) = all;  // the first batch starts from 0 x 0
     grown.rightCols(tokens) = batch.cast<double>();
     all = std::move(grown);
   }
