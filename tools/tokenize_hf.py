@@ -23,7 +23,7 @@ from tokenizers import Tokenizer
 
 
 def read_lines(text):
-    """The non-blank lines, as examples/llama/evaluation.cpp's read_prompt_file keeps them."""
+    """The non-blank lines, as examples/llama/evaluation/evaluation.cpp's read_prompt_file keeps them."""
     lines = []
     for line in text.split("\n"):
         if line.endswith("\r"):

@@ -49,7 +49,7 @@
 #ifdef FFTMAT_BENCH_CBLAS
 #include <cblas.h>
 
-#include "blas_runtime.hpp"
+#include "engine/blas_runtime.hpp"
 #endif
 
 namespace {

@@ -7,11 +7,11 @@
 #include <iostream>
 #include <memory>
 
-#include "error.hpp"
-#include "output_file.hpp"
-#include "patched_checkpoint.hpp"
-#include "report.hpp"
-#include "sensitivity.hpp"
+#include "engine/error.hpp"
+#include "engine/output_file.hpp"
+#include "evaluation/patched_checkpoint.hpp"
+#include "evaluation/report.hpp"
+#include "evaluation/sensitivity.hpp"
 #include "threads.hpp"
 
 namespace llama {

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "patching.hpp"
+#include "evaluation/patching.hpp"
 
 namespace llama {
 

@@ -7,8 +7,9 @@
 //   fftmat-llama sweep    [--model DIR] [--grid FILE] --out DIR
 //   fftmat-llama perplexity --model DIR [--student DIR | --layers 0 --block 64 ...] --file TEXT --ctx 512
 //   fftmat-llama patch    --model DIR --layers 0-3 --block 64 --projection sequential --out PATCHED
-// Every --model may be a PATCHED directory (patched_checkpoint.hpp).
 //   fftmat-llama sensitivity [--model DIR] --block 64 --projection sequential --kl-budget 0.1 --out DIR
+// Every --model may be a PATCHED directory (evaluation/patched_checkpoint.hpp). The program is the
+// top layer: engine/ runs the model, evaluation/ patches and measures it (docs/llama.md, Architecture).
 
 #include <CLI/CLI.hpp>
 
@@ -22,18 +23,19 @@
 #include <string>
 #include <vector>
 
-#include "bench.hpp"
-#include "blas_runtime.hpp"
-#include "error.hpp"
-#include "evaluation.hpp"
+#include "engine/bench.hpp"
+#include "engine/blas_runtime.hpp"
+#include "engine/error.hpp"
+#include "engine/finite.hpp"
+#include "engine/model.hpp"
+#include "engine/npy.hpp"
+#include "engine/tokenizer.hpp"
+#include "evaluation/evaluation.hpp"
+#include "evaluation/patched_checkpoint.hpp"
 #include "evaluation_commands.hpp"
-#include "finite.hpp"
-#include "model.hpp"
-#include "npy.hpp"
-#include "perplexity_command.hpp"
 #include "patch_command.hpp"
+#include "perplexity_command.hpp"
 #include "threads.hpp"
-#include "tokenizer.hpp"
 
 namespace {
 
@@ -73,7 +75,7 @@ void run_tokenize(const Options& options) {
 
 void run_logits(const Options& options) {
   const std::vector<int> ids = prompt_ids(options);
-  llama::Model model = llama::Model::load(options.model);
+  llama::Model model = llama::load_model(options.model);
   llama::KvCache cache = model.make_cache(static_cast<int>(ids.size()));
   const auto which = options.all_positions ? llama::Logits::all : llama::Logits::last;
   const std::vector<float> logits = model.forward(ids, cache, which);
@@ -95,7 +97,7 @@ void run_generate(const Options& options) {
       options.ids.empty() ? tokenizer->encode(options.prompt) : llama::parse_token_ids(options.ids);
   check(options.tokens >= 1, "--tokens must be positive");
 
-  llama::Model model = llama::Model::load(options.model);
+  llama::Model model = llama::load_model(options.model);
   llama::KvCache cache = model.make_cache(static_cast<int>(prompt.size()) + options.tokens);
   const auto prefill_start = std::chrono::steady_clock::now();
   std::vector<float> logits = model.forward(prompt, cache, llama::Logits::last);
@@ -129,7 +131,7 @@ void run_generate(const Options& options) {
 }
 
 void run_bench(Options options) {
-  llama::Model model = llama::Model::load(options.model);
+  llama::Model model = llama::load_model(options.model);
   llama::check_speed_lengths(options.bench, model.config(), "--prompt-tokens", "--gen-tokens");
   options.bench.measure_bandwidth = !options.no_bandwidth;
   llama::run_bench(model, options.bench, std::cout);

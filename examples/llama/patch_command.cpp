@@ -4,13 +4,13 @@
 #include <iostream>
 #include <memory>
 
-#include "error.hpp"
-#include "bench.hpp"
-#include "evaluation.hpp"
+#include "engine/bench.hpp"
+#include "engine/error.hpp"
+#include "evaluation/evaluation.hpp"
+#include "evaluation/patched_checkpoint.hpp"
+#include "evaluation/token_input.hpp"
 #include "evaluation_commands.hpp"
-#include "patched_checkpoint.hpp"
 #include "threads.hpp"
-#include "token_input.hpp"
 
 namespace llama {
 namespace {

@@ -6,13 +6,14 @@
 #include <iostream>
 #include <memory>
 
-#include "bench.hpp"
-#include "error.hpp"
+#include "engine/bench.hpp"
+#include "engine/error.hpp"
+#include "engine/output_file.hpp"
+#include "evaluation/patched_checkpoint.hpp"
+#include "evaluation/perplexity.hpp"
+#include "evaluation/token_input.hpp"
 #include "evaluation_commands.hpp"
-#include "output_file.hpp"
-#include "perplexity.hpp"
 #include "threads.hpp"
-#include "token_input.hpp"
 
 namespace llama {
 namespace {
@@ -60,7 +61,7 @@ void run_perplexity(const PerplexityOptions& o) {
 
   auto checkpoint = std::make_shared<const Checkpoint>(o.model);
   Model base(checkpoint);
-  Model student = patch_in_memory ? Model(checkpoint) : Model::load(o.student);
+  Model student = patch_in_memory ? Model(checkpoint) : load_model(o.student);
   if (patch_in_memory) {
     std::vector<std::vector<int>> calibration;
     if (patch.projection == Projection::calibrated || patch.projection == Projection::sequential) {

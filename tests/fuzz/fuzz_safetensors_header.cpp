@@ -8,10 +8,10 @@
 #include <cstdint>
 #include <string>
 
-#include "config.hpp"
-#include "error.hpp"
-#include "safetensors.hpp"
-#include "shard_index.hpp"
+#include "engine/config.hpp"
+#include "engine/error.hpp"
+#include "engine/safetensors.hpp"
+#include "engine/shard_index.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   try {

@@ -13,7 +13,7 @@
 #include <optional>
 #include <string>
 
-#include "blas_runtime.hpp"
+#include "engine/blas_runtime.hpp"
 
 using blas_runtime::Action;
 using blas_runtime::decide;

@@ -4,9 +4,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include "checkpoint.hpp"
-#include "config.hpp"
-#include "model.hpp"
+#include "engine/checkpoint.hpp"
+#include "engine/config.hpp"
+#include "engine/model.hpp"
+#include "evaluation/patched_checkpoint.hpp"
 #include "test_helpers.hpp"
 
 namespace {
@@ -20,7 +21,7 @@ using llama_test::write_file;
 
 /// The error loading the model from `dir` gives ("" when it loads).
 std::string load_error(const std::filesystem::path& dir) {
-  return error_of([&] { llama::Model::load(dir); });
+  return error_of([&] { llama::load_model(dir); });
 }
 
 std::string config_error(const nlohmann::json& config) {

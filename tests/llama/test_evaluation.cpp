@@ -4,9 +4,9 @@
 #include <cmath>
 
 #include "../reference.hpp"
-#include "evaluation.hpp"
-#include "patching.hpp"
-#include "report.hpp"
+#include "evaluation/evaluation.hpp"
+#include "evaluation/patching.hpp"
+#include "evaluation/report.hpp"
 #include "test_helpers.hpp"
 
 using namespace llama;

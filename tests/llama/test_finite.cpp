@@ -10,11 +10,11 @@
 #include <limits>
 #include <vector>
 
-#include "checkpoint.hpp"
-#include "evaluation.hpp"
-#include "finite.hpp"
-#include "kernels.hpp"
-#include "safetensors.hpp"
+#include "engine/checkpoint.hpp"
+#include "engine/finite.hpp"
+#include "engine/kernels.hpp"
+#include "engine/safetensors.hpp"
+#include "evaluation/evaluation.hpp"
 #include "test_helpers.hpp"
 
 namespace {

@@ -45,7 +45,7 @@ std::string error_of(F&& f);
 
 }  // namespace llama_test
 
-#include "error.hpp"
+#include "engine/error.hpp"
 #include <doctest/doctest.h>
 
 template <class F>

@@ -11,7 +11,7 @@
 #include <random>
 #include <vector>
 
-#include "kernels.hpp"
+#include "engine/kernels.hpp"
 
 namespace {
 

@@ -5,7 +5,7 @@
 #include <map>
 
 #include "../low_rank_reference.hpp"
-#include "patching.hpp"
+#include "evaluation/patching.hpp"
 #include "test_helpers.hpp"
 
 using namespace llama;

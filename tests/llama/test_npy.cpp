@@ -1,6 +1,6 @@
 #include <doctest/doctest.h>
 
-#include "npy.hpp"
+#include "engine/npy.hpp"
 #include "test_helpers.hpp"
 
 TEST_CASE("npy: float32 round trip, header padded to 64 bytes, no temporary left behind") {

@@ -16,13 +16,13 @@
 #include <memory>
 
 #include "../scoped_thread_count.hpp"
-#include "evaluation.hpp"
-#include "model.hpp"
-#include "output_file.hpp"
-#include "patched_checkpoint.hpp"
-#include "patching.hpp"
+#include "engine/model.hpp"
+#include "engine/output_file.hpp"
+#include "engine/tokenizer.hpp"
+#include "evaluation/evaluation.hpp"
+#include "evaluation/patched_checkpoint.hpp"
+#include "evaluation/patching.hpp"
 #include "test_helpers.hpp"
-#include "tokenizer.hpp"
 
 namespace {
 
@@ -92,7 +92,7 @@ Model patch_and_save(const fs::path& base, const PatchSettings& s, const fs::pat
 }
 
 std::string patched_load_error(const fs::path& dir) {
-  return error_of([&] { Model::load(dir); });
+  return error_of([&] { load_model(dir); });
 }
 
 /// The patch file's JSON header and data section.
@@ -203,12 +203,12 @@ TEST_CASE("saved patch: the reloaded model's logits equal the patched model's bi
   // gate and up are 160x64 (10 block rows: packed kernels, bfloat16 spectra), down 64x160 (4: full).
   const PatchSettings s = patch_settings({0, 1}, 16, Projection::sequential, fftmat::SpectrumPrecision::bfloat16);
   Model patched = patch_and_save(reference_dir("gqa_f32"), s, patched_dir, BaseFiles::link);
-  Model reloaded = Model::load(patched_dir);
+  Model reloaded = load_model(patched_dir);
 
   const std::vector<float> expected = all_logits(patched, kIds);
   CHECK(same_bits(all_logits(reloaded, kIds), expected));
   CHECK(same_bits(decoded_logits(reloaded, kIds), decoded_logits(patched, kIds)));
-  Model base = Model::load(reference_dir("gqa_f32"));
+  Model base = load_model(reference_dir("gqa_f32"));
   CHECK_FALSE(same_bits(all_logits(base, kIds), expected));  // the patch is really applied
   // The checkpoint's own model is the base: the teacher of eval and sweep.
   Model teacher(std::make_shared<const Checkpoint>(patched_dir));
@@ -242,7 +242,7 @@ TEST_CASE("saved patch: copies of a sharded checkpoint reload bit for bit, prefi
   const fs::path patched_dir = dir.path() / "patched";
   Model patched = patch_and_save(reference_dir("sharded_f16"), patch_settings({0, 2}, 16, Projection::frobenius),
                                  patched_dir, BaseFiles::copy);
-  Model reloaded = Model::load(patched_dir);
+  Model reloaded = load_model(patched_dir);
   CHECK(same_bits(all_logits(reloaded, kIds), all_logits(patched, kIds)));
   CHECK(same_bits(decoded_logits(reloaded, kIds), decoded_logits(patched, kIds)));
   CHECK(dynamic_cast<const DenseLinear*>(reloaded.layers[1].mlp.up.get()) != nullptr);  // layer 1 untouched

@@ -1,4 +1,4 @@
-// llama-perplexity's statistics (examples/llama/perplexity.hpp) against numpy's float64 values, its
+// llama-perplexity's statistics (examples/llama/evaluation/perplexity.hpp) against numpy's float64 values, its
 // chunking convention, and the perplexity and eval commands end to end on ids files.
 #include <doctest/doctest.h>
 
@@ -11,9 +11,9 @@
 #include <string>
 #include <vector>
 
+#include "engine/npy.hpp"
+#include "evaluation/perplexity.hpp"
 #include "evaluation_commands.hpp"
-#include "npy.hpp"
-#include "perplexity.hpp"
 #include "perplexity_command.hpp"
 #include "test_helpers.hpp"
 

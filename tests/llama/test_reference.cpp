@@ -10,8 +10,9 @@
 #include <algorithm>
 #include <cmath>
 
-#include "model.hpp"
-#include "npy.hpp"
+#include "engine/model.hpp"
+#include "engine/npy.hpp"
+#include "evaluation/patched_checkpoint.hpp"
 #include "test_helpers.hpp"
 
 namespace {
@@ -59,7 +60,7 @@ TEST_CASE("reference: prefill, chunked prefill and decode match transformers") {
   for (const char* name : {"gqa_f32", "tied_bf16", "sharded_f16"}) {
     CAPTURE(name);
     const Reference reference = load_reference(name);
-    llama::Model model = llama::Model::load(llama_test::reference_dir(name));
+    llama::Model model = llama::load_model(llama_test::reference_dir(name));
     const int T = static_cast<int>(reference.tokens.size()), vocab = model.config().vocab_size;
     REQUIRE(reference.logits.shape == std::vector<std::size_t>{std::size_t(T), std::size_t(vocab)});
 
@@ -81,7 +82,7 @@ TEST_CASE("reference: prefill, chunked prefill and decode match transformers") {
 }
 
 TEST_CASE("model: context overflow and bad token ids are errors") {
-  llama::Model model = llama::Model::load(llama_test::reference_dir("gqa_f32"));
+  llama::Model model = llama::load_model(llama_test::reference_dir("gqa_f32"));
   llama::KvCache cache = model.make_cache(4);
   CHECK(llama_test::error_of([&] { model.forward({1, 2, 3, 4, 5}, cache, llama::Logits::last); }).find("context overflow") !=
         std::string::npos);
@@ -114,7 +115,7 @@ struct Recorder : llama::MlpObserver {
 }  // namespace
 
 TEST_CASE("extension: the MLP observer sees consistent activations of every layer") {
-  llama::Model model = llama::Model::load(llama_test::reference_dir("gqa_f32"));
+  llama::Model model = llama::load_model(llama_test::reference_dir("gqa_f32"));
   const llama::LlamaConfig& c = model.config();
   Recorder recorder(c.hidden_size, c.intermediate_size);
   model.mlp_observer = &recorder;
@@ -141,7 +142,7 @@ TEST_CASE("extension: the MLP observer sees consistent activations of every laye
 }
 
 TEST_CASE("extension: run_layers stops after the requested layers with the activations of a full pass") {
-  llama::Model model = llama::Model::load(llama_test::reference_dir("gqa_f32"));
+  llama::Model model = llama::load_model(llama_test::reference_dir("gqa_f32"));
   const llama::LlamaConfig& c = model.config();
   REQUIRE(c.num_hidden_layers >= 2);
   const std::vector<int> tokens = {1, 17, 42, 99, 5};
@@ -168,7 +169,7 @@ TEST_CASE("extension: run_layers stops after the requested layers with the activ
 
 TEST_CASE("extension: block-circulant MLP projections (b = 1 is dense: the logits must not change)") {
   const Reference reference = load_reference("sharded_f16");
-  llama::Model model = llama::Model::load(llama_test::reference_dir("sharded_f16"));
+  llama::Model model = llama::load_model(llama_test::reference_dir("sharded_f16"));
   // Patch the first layer's MLP: gate and up share one input FFT, down goes alone.
   llama::Mlp& mlp = model.layers[0].mlp;
   auto patch = [](std::unique_ptr<llama::Linear>& projection, Eigen::Index block_size) {
@@ -191,7 +192,7 @@ TEST_CASE("extension: block-circulant MLP projections (b = 1 is dense: the logit
 
   // A real block size changes the model; its MLP must still agree with the dense product of the
   // same block-circulant matrices.
-  llama::Model patched = llama::Model::load(llama_test::reference_dir("sharded_f16"));
+  llama::Model patched = llama::load_model(llama_test::reference_dir("sharded_f16"));
   llama::Mlp& mlp16 = patched.layers[1].mlp;
   patch(mlp16.gate, 16);
   patch(mlp16.up, 16);

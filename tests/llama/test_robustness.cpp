@@ -17,13 +17,13 @@
 #include <sstream>
 #include <thread>
 
-#include "checkpoint.hpp"
-#include "evaluation.hpp"
-#include "output_file.hpp"
-#include "report.hpp"
-#include "threads.hpp"
-#include "tokenizer.hpp"
+#include "engine/checkpoint.hpp"
+#include "engine/output_file.hpp"
+#include "engine/tokenizer.hpp"
+#include "evaluation/evaluation.hpp"
+#include "evaluation/report.hpp"
 #include "test_helpers.hpp"
+#include "threads.hpp"
 
 namespace {
 

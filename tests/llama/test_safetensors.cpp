@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "safetensors.hpp"
+#include "engine/safetensors.hpp"
 #include "test_helpers.hpp"
 
 namespace {

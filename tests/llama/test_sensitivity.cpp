@@ -5,8 +5,8 @@
 #include <cmath>
 #include <limits>
 
-#include "report.hpp"
-#include "sensitivity.hpp"
+#include "evaluation/report.hpp"
+#include "evaluation/sensitivity.hpp"
 #include "test_helpers.hpp"
 
 using namespace llama;

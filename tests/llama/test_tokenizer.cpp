@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "error.hpp"
-#include "tokenizer.hpp"
+#include "engine/error.hpp"
+#include "engine/tokenizer.hpp"
 
 namespace {
 std::string tokenizer_path() {

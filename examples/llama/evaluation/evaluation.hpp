@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "bench.hpp"
-#include "model.hpp"
+#include "engine/bench.hpp"
+#include "engine/model.hpp"
 #include "patched_checkpoint.hpp"
 #include "patching.hpp"
 #include "perplexity.hpp"

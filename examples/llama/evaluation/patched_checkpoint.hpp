@@ -15,7 +15,7 @@
 //                 "payload_xxh3": of the data section}
 //
 // So a PATCHED directory is a checkpoint (Checkpoint reads the base's files through the links,
-// and they are the teacher of eval and sweep) plus the patch, which Model::load applies. Reading
+// and they are the teacher of eval and sweep) plus the patch, which load_model applies. Reading
 // the patch checks it completely before anything is replaced: the base files' sizes and XXH3-64
 // against the ones it was made on, every projection's kind, layout and tensors against
 // config.json, finite values, and the payload checksum.
@@ -30,8 +30,8 @@
 #include <string>
 #include <vector>
 
-#include "checkpoint.hpp"
-#include "model.hpp"
+#include "engine/checkpoint.hpp"
+#include "engine/model.hpp"
 #include "patching.hpp"
 
 namespace llama {
@@ -89,6 +89,10 @@ std::optional<SavedPatch> read_saved_patch(const Checkpoint& checkpoint);
 /// Replaces the projections `patch` lists in `model` (a model over the checkpoint it was read
 /// from) by new ones built from the stored tensors.
 void apply_saved_patch(const SavedPatch& patch, Model& model);
+
+/// The model of a checkpoint directory (config.json + safetensors); when it is a PATCHED directory,
+/// with its saved patch applied. Every command's --model goes through here.
+Model load_model(const std::filesystem::path& directory);
 
 /// "0-3 sequential, b = 64 (saved)": a patch's name in reports.
 std::string describe(const SavedPatch& patch);

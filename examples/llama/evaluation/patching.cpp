@@ -12,8 +12,8 @@
 #include <memory>
 #include <sstream>
 
-#include "error.hpp"
-#include "kernels.hpp"
+#include "engine/error.hpp"
+#include "engine/kernels.hpp"
 
 namespace llama {
 namespace {

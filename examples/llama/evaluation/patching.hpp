@@ -26,7 +26,7 @@
 #include <string>
 #include <vector>
 
-#include "model.hpp"
+#include "engine/model.hpp"
 
 namespace llama {
 

@@ -10,8 +10,8 @@
 #include <numeric>
 #include <sstream>
 
-#include "error.hpp"
-#include "output_file.hpp"
+#include "engine/error.hpp"
+#include "engine/output_file.hpp"
 #include "report.hpp"
 
 namespace llama {

@@ -10,8 +10,8 @@
 #include <optional>
 #include <vector>
 
-#include "config.hpp"
-#include "tokenizer.hpp"
+#include "engine/config.hpp"
+#include "engine/tokenizer.hpp"
 
 namespace llama {
 

@@ -5,8 +5,8 @@
 #include <cstdio>
 #include <numeric>
 
-#include "error.hpp"
-#include "finite.hpp"
+#include "engine/error.hpp"
+#include "engine/finite.hpp"
 
 namespace llama {
 namespace {

@@ -12,11 +12,11 @@
 #include <set>
 #include <string_view>
 
-#include "error.hpp"
-#include "mapped_file.hpp"
-#include "output_file.hpp"
-#include "safetensors.hpp"
-#include "shard_index.hpp"
+#include "engine/error.hpp"
+#include "engine/mapped_file.hpp"
+#include "engine/output_file.hpp"
+#include "engine/safetensors.hpp"
+#include "engine/shard_index.hpp"
 
 namespace llama {
 namespace {
@@ -397,6 +397,12 @@ void apply_saved_patch(const SavedPatch& patch, Model& model) {
     model.layers.at(static_cast<std::size_t>(weight.layer)).mlp.*weight.slot =
         load_projection(stored, weight.spec, source + ", the projection replacing '" + stored.replaces + "'");
   }
+}
+
+Model load_model(const std::filesystem::path& directory) {
+  Model model(std::make_shared<const Checkpoint>(directory));
+  if (const std::optional<SavedPatch> patch = read_saved_patch(*model.checkpoint)) apply_saved_patch(*patch, model);
+  return model;
 }
 
 std::string describe(const SavedPatch& patch) {

@@ -7,7 +7,6 @@
 #include "error.hpp"
 #include "kernels.hpp"
 #include "parallel.hpp"
-#include "patched_checkpoint.hpp"
 
 namespace llama {
 namespace {
@@ -156,12 +155,6 @@ Model::Model(std::shared_ptr<const Checkpoint> checkpoint_in) : checkpoint(std::
   }
 }
 
-Model Model::load(const std::filesystem::path& directory) {
-  Model model(std::make_shared<const Checkpoint>(directory));
-  if (const std::optional<SavedPatch> patch = read_saved_patch(*model.checkpoint)) apply_saved_patch(*patch, model);
-  return model;
-}
-
 KvCache Model::make_cache(int capacity) const { return KvCache(config(), capacity); }
 
 std::size_t Model::parameter_bytes_per_token() const {
@@ -188,7 +181,8 @@ void Model::forward(const int* tokens, int T, KvCache& cache, Logits which, floa
   const LlamaConfig& c = config();
   run_decoder(tokens, T, cache, c.num_hidden_layers);
 
-  // The final norm and lm_head run only on the positions whose logits are wanted.
+  // The final norm and lm_head run only on the `count` positions whose logits are wanted (T or
+  // the last one): h = rmsnorm(x) * norm, count x d; logits = lm_head h, count x vocab.
   const int d = c.hidden_size;
   const int first = which == Logits::all ? 0 : T - 1;
   const int count = T - first;
@@ -214,6 +208,9 @@ void Model::run_decoder(const int* tokens, int T, KvCache& cache, int layer_coun
     check(tokens[t] >= 0 && tokens[t] < c.vocab_size, "token id ", tokens[t], " at index ", t,
           " is outside the vocabulary of ", c.vocab_size);
   }
+  // Shapes below: T new tokens at positions start .. start + T - 1; d = hidden_size,
+  // q_dim = num_attention_heads * head_dim, kv_dim = num_key_value_heads * head_dim,
+  // ffn = intermediate_size. Every activation is row-major, one token per row.
   const int d = c.hidden_size, start = cache.length;
   const std::size_t rows = static_cast<std::size_t>(T);
   Workspace& ws = workspace_;
@@ -225,10 +222,12 @@ void Model::run_decoder(const int* tokens, int T, KvCache& cache, int layer_coun
   grow(ws.rope, rows * c.head_dim);
   grow(ws.scores, static_cast<std::size_t>(max_threads()) * cache.capacity);
 
+  // x = embed_tokens[tokens]                                     residual: T x d
   for (int t = 0; t < T; ++t) {
     to_float(embedding.data, embedding.dtype, static_cast<std::size_t>(tokens[t]) * d, d, &ws.residual[static_cast<std::size_t>(t) * d]);
   }
-  // Rotary angles position * inv_freq, in float32 as transformers computes them.
+  // Rotary angles (start + t) * inv_freq in float32, as transformers computes them; each row
+  // holds the cosines, then the sines                            rope: T x head_dim
   const int half = c.head_dim / 2;
   for (int t = 0; t < T; ++t) {
     float* cosine = &ws.rope[static_cast<std::size_t>(t) * c.head_dim];
@@ -241,24 +240,38 @@ void Model::run_decoder(const int* tokens, int T, KvCache& cache, int layer_coun
 
   for (int l = 0; l < layer_count; ++l) {
     const Layer& layer = layers[static_cast<std::size_t>(l)];
+    // Attention block.
+    // h = rmsnorm(x) * input_layernorm                           normed: T x d
     rms_norm(ws.residual.data(), layer.attention.norm, c.rms_norm_eps, T, d, ws.normed.data());
-    float* keys = cache.key_row(l, start);  // k_proj and v_proj write straight into the cache
+    // q = q_proj h; k = k_proj h, v = v_proj h, written straight into the cache rows of
+    // positions start .. start + T - 1                           q: T x q_dim; k, v: T x kv_dim
+    float* keys = cache.key_row(l, start);
     float* values = cache.value_row(l, start);
     layer.attention.q->forward(ws.normed.data(), ws.q.data(), T);
     layer.attention.k->forward(ws.normed.data(), keys, T);
     layer.attention.v->forward(ws.normed.data(), values, T);
+    // Rotary embedding (rotate_half) on every head of q and k    q: T x q_dim; k: T x kv_dim
     apply_rotary(ws.q.data(), T, c.num_attention_heads, c.head_dim, ws.rope);
     apply_rotary(keys, T, c.num_key_value_heads, c.head_dim, ws.rope);
+    // softmax(q k^T / sqrt(head_dim)) v per head, causal (token t sees cached positions
+    // 0 .. start + t), heads grouped over the kv heads           attended: T x q_dim
     attend(l, T, cache);
+    // x += o_proj attended                                       projected, residual: T x d
     layer.attention.o->forward(ws.attended.data(), ws.projected.data(), T);
     for (std::size_t k = 0; k < rows * d; ++k) ws.residual[k] += ws.projected[k];
 
+    // MLP block.
+    // h = rmsnorm(x) * post_attention_layernorm                  normed: T x d
     rms_norm(ws.residual.data(), layer.mlp.norm, c.rms_norm_eps, T, d, ws.normed.data());
+    // g = gate_proj h, u = up_proj h                             mlp.gate, mlp.up: T x ffn
+    // a = silu(g) * u                                            mlp.hidden: T x ffn
+    // m = down_proj a                                            projected: T x d
     layer.mlp.forward(ws.normed.data(), T, ws.mlp, ws.projected.data());
     if (mlp_observer != nullptr) {
       mlp_observer->observe(MlpActivations{l, T, start, ws.normed.data(), ws.mlp.gate.data(), ws.mlp.up.data(),
                                            ws.mlp.hidden.data(), ws.projected.data()});
     }
+    // x += m                                                     residual: T x d
     for (std::size_t k = 0; k < rows * d; ++k) ws.residual[k] += ws.projected[k];
   }
   cache.length += T;

@@ -2,7 +2,7 @@
 
 #include <sstream>
 
-#include "error.hpp"
+#include "engine/error.hpp"
 #include "evaluation.hpp"
 
 namespace llama {

@@ -14,9 +14,9 @@
 #include <numeric>
 #include <sstream>
 
-#include "error.hpp"
-#include "finite.hpp"
-#include "output_file.hpp"
+#include "engine/error.hpp"
+#include "engine/finite.hpp"
+#include "engine/output_file.hpp"
 #include "token_input.hpp"
 
 namespace llama {

@@ -11,8 +11,8 @@
 #include <functional>
 #include <sstream>
 
-#include "error.hpp"
-#include "output_file.hpp"
+#include "engine/error.hpp"
+#include "engine/output_file.hpp"
 
 namespace llama {
 namespace {

@@ -15,7 +15,6 @@
 // members, so that a caller can replace MLP projections by block-circulant ones (see
 // BlockCirculantLinear) and observe every MLP's activations (see MlpObserver).
 
-#include <filesystem>
 #include <memory>
 #include <vector>
 
@@ -114,11 +113,9 @@ enum class Logits {
 /// Model each, which can share one checkpoint.
 struct Model {
   /// Builds the model over a validated checkpoint, which it keeps alive (weights are views into it):
-  /// the checkpoint's own weights, without any saved patch (the teacher of a patched checkpoint).
+  /// the checkpoint's own weights. A patched checkpoint's saved patch is the evaluation harness's
+  /// to apply (load_model, evaluation/patched_checkpoint.hpp); here it is the teacher's weights.
   explicit Model(std::shared_ptr<const Checkpoint> checkpoint);
-  /// Loads `directory` (config.json + safetensors) and builds the model; when the directory is a
-  /// patched checkpoint (patched_checkpoint.hpp), with its saved patch applied.
-  static Model load(const std::filesystem::path& directory);
 
   const LlamaConfig& config() const noexcept { return checkpoint->config(); }
   /// A KV cache for up to `capacity` positions (1 .. max_position_embeddings).
