@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "reference.hpp"
+#include "scoped_thread_count.hpp"
 
 using namespace fftmat;
 using test::Index;
@@ -55,4 +56,24 @@ TEST_CASE("plans for new layouts are created safely from several threads at once
   }
   for (auto& thread : threads) thread.join();
   CHECK(failures.load() == 0);
+}
+
+TEST_CASE("parallel_for visits every index once, each on a thread below max_threads()") {
+  const test::ScopedThreadCount two_threads(2);
+  for (const double flops_per_item : {0.0, 1e9}) {  // serial below parallel_min_flops(), a team above
+    CAPTURE(flops_per_item);
+    constexpr std::ptrdiff_t kCount = 1000;
+    std::vector<std::atomic<int>> visits(kCount);
+    std::atomic<int> bad_threads{0};
+    const int team = max_threads();
+    parallel_for(kCount, flops_per_item, [&](std::ptrdiff_t i, int thread) {
+      visits[static_cast<std::size_t>(i)].fetch_add(1);
+      if (thread < 0 || thread >= team) bad_threads.fetch_add(1);
+    });
+    int wrong = 0;
+    for (const std::atomic<int>& v : visits) wrong += v.load() != 1;
+    CHECK(wrong == 0);
+    CHECK(bad_threads.load() == 0);
+  }
+  parallel_for(0, 1e9, [](std::ptrdiff_t, int) { FAIL("no index to visit"); });
 }

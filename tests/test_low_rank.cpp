@@ -4,6 +4,9 @@
 #include <Eigen/SVD>
 
 #include <limits>
+#include <ostream>
+#include <tuple>
+#include <vector>
 
 #include "low_rank_reference.hpp"
 
@@ -11,6 +14,15 @@ using namespace fftmat;
 using test::Index;
 
 namespace {
+
+// One fit's shape and damping; doctest prints it when a check fails.
+struct FitCase {
+  Index m, n, rank;
+  double damping;
+};
+std::ostream& operator<<(std::ostream& out, const FitCase& fit) {
+  return out << "m = " << fit.m << ", n = " << fit.n << ", rank = " << fit.rank << ", damping = " << fit.damping;
+}
 
 // Inputs with correlated coordinates, scales decaying by 0.8 per coordinate.
 Eigen::MatrixXd low_rank_inputs(Index n, Index T, unsigned seed) {
@@ -52,16 +64,11 @@ TEST_CASE("LowRank::apply equals the element-wise sum over the factors") {
 }
 
 TEST_CASE("project_low_rank is the whitened truncation [W S]_r S^-1 (float64 reference by another route)") {
-  for (const auto& shape : std::vector<std::tuple<Index, Index, Index, double>>{
+  for (const FitCase& fit : std::vector<FitCase>{
            {12, 8, 3, 1e-2}, {8, 12, 2, 1e-2}, {10, 10, 1, 0.0}, {16, 6, 6, 0.1}, {9, 7, 4, 0.0}}) {
-    const Index m = std::get<0>(shape);
-    const Index n = std::get<1>(shape);
-    const Index rank = std::get<2>(shape);
-    const double damping = std::get<3>(shape);
-    CAPTURE(m);
-    CAPTURE(n);
-    CAPTURE(rank);
-    CAPTURE(damping);
+    const Index m = fit.m, n = fit.n, rank = fit.rank;
+    const double damping = fit.damping;
+    CAPTURE(fit);
     const Eigen::MatrixXd W = test::gaussian(m, n, 11), X = low_rank_inputs(n, 40, 12);
     InputGram gram(n);
     gram.accumulate(X.leftCols(15));  // two batches: the statistics stream
@@ -92,16 +99,10 @@ TEST_CASE("whitening matters: on correlated inputs the fit beats the plain trunc
 }
 
 TEST_CASE("LowRankCalibrator::fit is the rank-r ridge regression [R S^-T]_r S^-1 (float64 reference)") {
-  for (const auto& shape : std::vector<std::tuple<Index, Index, Index, double>>{
-           {12, 8, 3, 1e-2}, {8, 12, 5, 0.0}, {10, 6, 1, 0.1}}) {
-    const Index m = std::get<0>(shape);
-    const Index n = std::get<1>(shape);
-    const Index rank = std::get<2>(shape);
-    const double damping = std::get<3>(shape);
-    CAPTURE(m);
-    CAPTURE(n);
-    CAPTURE(rank);
-    CAPTURE(damping);
+  for (const FitCase& fit : std::vector<FitCase>{{12, 8, 3, 1e-2}, {8, 12, 5, 0.0}, {10, 6, 1, 0.1}}) {
+    const Index m = fit.m, n = fit.n, rank = fit.rank;
+    const double damping = fit.damping;
+    CAPTURE(fit);
     const Eigen::MatrixXd X = low_rank_inputs(n, 50, 31);
     // Targets that are not a linear function of the inputs, as a patched student's inputs are not
     // the teacher's.

@@ -193,7 +193,7 @@ class Stages {
     input_.resize(static_cast<std::size_t>(T * in_.token_stride()));
     output_.resize(static_cast<std::size_t>(T * std::max(out_.token_stride(), out_token_major_.token_stride())));
     staging_.resize(static_cast<std::size_t>(std::max(in_.staging_stride(), out_.staging_stride()) *
-                                             fftmat::detail::max_threads()));
+                                             fftmat::max_threads()));
   }
 
   void forward(const float* X) { in_.forward(X, in_.dim(), T_, input_.data(), staging_.data()); }
@@ -212,7 +212,7 @@ class Stages {
     const Index ldx = in_.token_stride(), ldy = out_.token_stride();
     const Index chunk = detail::token_chunk((ldx + ldy) * Index(sizeof(std::complex<float>)));
     const Index chunks = (T_ + chunk - 1) / chunk;
-    detail::parallel_for(chunks, detail::one_token_flops(packed_, q) * double(chunk), [&](Index c, int) {
+    fftmat::parallel_for(chunks, detail::one_token_flops(packed_, q) * double(chunk), [&](Index c, int) {
       const Index t0 = c * chunk;
       detail::packed_products(packed_, p, q, input_.data() + t0 * ldx, ldx, std::min(chunk, T_ - t0),
                               output_.data() + t0 * ldy, ldy);

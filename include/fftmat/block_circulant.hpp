@@ -259,7 +259,7 @@ class BlockCirculant {
 
   Scalar* staging(Workspace& workspace) const {
     const Index per_thread = std::max(row_fft_.staging_stride(), col_fft_.staging_stride());
-    workspace.staging.resize(static_cast<std::size_t>(per_thread * detail::max_threads()));
+    workspace.staging.resize(static_cast<std::size_t>(per_thread * max_threads()));
     return workspace.staging.data();
   }
 
@@ -386,7 +386,7 @@ class BlockCirculant {
                         Workspace& workspace) const {
     const Index in_stride = col_fft_.token_stride(), out_stride = row_out_fft_.token_stride();
     const Index limit = detail::token_chunk((in_stride + out_stride) * Index(sizeof(Complex)));
-    const Index team = detail::max_threads();
+    const Index team = max_threads();
     const Index chunks = std::max((T + limit - 1) / limit, std::min(T, team));  // every thread gets one
     const Index chunk = (T + chunks - 1) / chunks;
     workspace.input_spectrum.resize(static_cast<std::size_t>(transforms_input ? team * chunk * in_stride : 0));

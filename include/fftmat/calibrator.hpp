@@ -100,13 +100,13 @@ class Calibrator {
     detail::AlignedBuffer<std::complex<double>> x_hat(static_cast<std::size_t>(T * in_fft_.token_stride()));
     detail::AlignedBuffer<std::complex<double>> y_hat(static_cast<std::size_t>(T * out_fft_.token_stride()));
     detail::AlignedBuffer<double> staging(static_cast<std::size_t>(
-        std::max(in_fft_.staging_stride(), out_fft_.staging_stride()) * detail::max_threads()));
+        std::max(in_fft_.staging_stride(), out_fft_.staging_stride()) * max_threads()));
     in_fft_.forward(X_in.data(), X_in.outerStride(), T, x_hat.data(), staging.data());
     out_fft_.forward(Y_target.data(), Y_target.outerStride(), T, y_hat.data(), staging.data());
 
     using Stride = Eigen::OuterStride<>;
     using Map = Eigen::Map<const ComplexMatrix, 0, Stride>;
-    detail::parallel_for(bins(), 8.0 * double((q * q / 2 + p * q) * T), [&](Index f, int) {
+    parallel_for(bins(), 8.0 * double((q * q / 2 + p * q) * T), [&](Index f, int) {
       const Map X(x_hat.data() + f * q, q, T, Stride(in_fft_.token_stride()));
       const Map Y(y_hat.data() + f * p, p, T, Stride(out_fft_.token_stride()));
       gram_[f].template selfadjointView<Eigen::Lower>().rankUpdate(X);  // lower triangle only

@@ -10,9 +10,10 @@
 #include <string>
 #include <vector>
 
+#include <fftmat/threading.hpp>
+
 #include "blas_runtime.hpp"
 #include "error.hpp"
-#include "parallel.hpp"
 
 namespace llama {
 namespace {
@@ -90,7 +91,7 @@ Bandwidth measure_memory_bandwidth() {
   const Eigen::Index chunks = 64;
   const std::size_t chunk = n / chunks;
   auto parallel_chunks = [&](auto&& body) {
-    parallel_for(chunks, 1e9, [&](Eigen::Index k, int) {
+    fftmat::parallel_for(chunks, 1e9, [&](Eigen::Index k, int) {
       body(static_cast<std::size_t>(k) * chunk, static_cast<std::size_t>(k + 1) * chunk);
     });
   };
@@ -106,7 +107,7 @@ Bandwidth measure_memory_bandwidth() {
     });
     best.triad_gb_per_s = std::max(best.triad_gb_per_s, 3.0 * sizeof(float) * double(n) / seconds_since(start) / 1e9);
     start = Clock::now();
-    parallel_for(chunks, 1e9, [&](Eigen::Index k, int) {
+    fftmat::parallel_for(chunks, 1e9, [&](Eigen::Index k, int) {
       // Eigen's vectorised reduction: a scalar loop would be bound by the add latency, not memory.
       sums[static_cast<std::size_t>(k)] = Eigen::Map<const Eigen::VectorXf>(a.data() + k * Eigen::Index(chunk), Eigen::Index(chunk)).sum();
     });
@@ -167,7 +168,7 @@ void run_bench(Model& model, const BenchSettings& settings, std::ostream& out) {
   const double parameter_gb = double(model.parameter_bytes_per_token()) / 1e9;
   out << "model: " << model.checkpoint->directory().string() << " (" << c.num_hidden_layers << " layers, hidden "
       << c.hidden_size << ", " << dtype_name(model.embedding.dtype) << ", " << parameter_gb
-      << " GB of parameters read per token), threads: " << max_threads() << '\n'
+      << " GB of parameters read per token), threads: " << fftmat::max_threads() << '\n'
       << "GEMM kernels: " << blas_runtime::gemm_kernels() << '\n';
 
   Series prefill, decode;
@@ -186,7 +187,7 @@ void run_bench(Model& model, const BenchSettings& settings, std::ostream& out) {
     std::snprintf(line, sizeof line,
                   "memory bandwidth (%d threads): triad %.2f GB/s, read-only %.2f GB/s; decode reaches %.0f%% of the "
                   "read bandwidth (bound: %.3f tokens/s)\n",
-                  max_threads(), bandwidth.triad_gb_per_s, bandwidth.read_gb_per_s,
+                  fftmat::max_threads(), bandwidth.triad_gb_per_s, bandwidth.read_gb_per_s,
                   100.0 * parameter_gb * decode_rate / bandwidth.read_gb_per_s, bandwidth.read_gb_per_s / parameter_gb);
     out << line;
   }

@@ -3,8 +3,9 @@
 #include <algorithm>
 #include <vector>
 
+#include <fftmat/threading.hpp>
+
 #include "error.hpp"
-#include "parallel.hpp"
 
 namespace llama {
 namespace {
@@ -49,7 +50,7 @@ std::size_t first_non_finite(const std::uint8_t* data, DType dtype, std::size_t 
   if (pieces <= 1) return first_non_finite_serial(data, dtype, count);
   const std::size_t element_size = dtype == DType::f32 ? 4 : 2;
   std::vector<std::size_t> found(pieces);
-  parallel_for(static_cast<std::int64_t>(pieces), double(kPiece), [&](std::int64_t piece, int) {
+  fftmat::parallel_for(static_cast<std::int64_t>(pieces), double(kPiece), [&](std::int64_t piece, int) {
     const std::size_t begin = static_cast<std::size_t>(piece) * kPiece, length = std::min(kPiece, count - begin);
     found[static_cast<std::size_t>(piece)] =
         begin + first_non_finite_serial(data + begin * element_size, dtype, length);

@@ -9,8 +9,9 @@
 #include <type_traits>
 #include <vector>
 
+#include <fftmat/threading.hpp>
+
 #include "error.hpp"
-#include "parallel.hpp"
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 #include <immintrin.h>
@@ -165,7 +166,7 @@ void parallel_blocks(int count, int block_size, double flops, Body&& body) {
   const int blocks = (count + block_size - 1) / block_size;
 #ifdef _OPENMP
   const bool worth_it = blocks > 1 && flops > fftmat::parallel_min_flops();
-#pragma omp parallel for schedule(dynamic) num_threads(max_threads()) if (worth_it)
+#pragma omp parallel for schedule(dynamic) num_threads(fftmat::max_threads()) if (worth_it)
 #else
   (void)flops;
 #endif
@@ -208,7 +209,7 @@ void matmul_tiles(const typename Weights::Storage* W, int rows, int cols, const 
   static std::once_flag single_threaded_blas;
   std::call_once(single_threaded_blas, [] { openblas_set_num_threads(1); });
   // Smaller tiles only where there would otherwise be fewer tiles than threads (small models).
-  const int per_thread = (rows + max_threads() - 1) / max_threads();
+  const int per_thread = (rows + fftmat::max_threads() - 1) / fftmat::max_threads();
   const int tile_rows = std::max(16, std::min(kTileRows, (per_thread + 15) / 16 * 16));
   parallel_blocks(rows, tile_rows, 2.0 * T * rows * cols, [&](int first, int last) {
     const int count = last - first;

@@ -4,9 +4,10 @@
 #include <cmath>
 #include <string>
 
+#include <fftmat/threading.hpp>
+
 #include "error.hpp"
 #include "kernels.hpp"
-#include "parallel.hpp"
 
 namespace llama {
 namespace {
@@ -220,7 +221,7 @@ void Model::run_decoder(const int* tokens, int T, KvCache& cache, int layer_coun
   grow(ws.q, rows * c.q_dim());
   grow(ws.attended, rows * c.q_dim());
   grow(ws.rope, rows * c.head_dim);
-  grow(ws.scores, static_cast<std::size_t>(max_threads()) * cache.capacity);
+  grow(ws.scores, static_cast<std::size_t>(fftmat::max_threads()) * cache.capacity);
 
   // x = embed_tokens[tokens]                                     residual: T x d
   for (int t = 0; t < T; ++t) {
@@ -284,7 +285,7 @@ void Model::attend(int layer, int T, KvCache& cache) {
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
   Workspace& ws = workspace_;
   const double flops = 4.0 * head_dim * (start + T);
-  parallel_for(static_cast<Eigen::Index>(T) * heads, flops, [&](Eigen::Index item, int thread) {
+  fftmat::parallel_for(static_cast<Eigen::Index>(T) * heads, flops, [&](Eigen::Index item, int thread) {
     const int t = static_cast<int>(item / heads), h = static_cast<int>(item % heads);
     const int kv_offset = (h / group) * head_dim;
     const int positions = start + t + 1;  // causal: position start + t sees 0 .. start + t

@@ -1,7 +1,7 @@
 #pragma once
-// Minimal OpenMP helpers (a loop, and a region with barriers): they run serially when OpenMP is
-// absent or the work is too small to repay waking threads (fftmat::parallel_min_flops(),
-// threading.hpp). Each call gets its own team, so concurrent callers never share scratch.
+// An OpenMP region with barriers, beside threading.hpp's parallel_for: it runs serially when OpenMP
+// is absent or the work is too small to repay waking threads (fftmat::parallel_min_flops()). Each
+// call gets its own team, so concurrent callers never share scratch.
 
 #include "internal_header_check.hpp"
 
@@ -17,28 +17,6 @@
 #endif
 
 namespace fftmat::detail {
-
-/// Threads a parallel_for may use (the OpenMP team size, 1 without OpenMP).
-inline int max_threads() noexcept {
-#ifdef _OPENMP
-  return omp_in_parallel() ? 1 : omp_get_max_threads();
-#else
-  return 1;
-#endif
-}
-
-/// Calls body(i, thread) for i in [0, count), thread in [0, max_threads()).
-template <class Body>
-void parallel_for(Eigen::Index count, double flops_per_item, Body&& body) {
-#ifdef _OPENMP
-  const bool worth_it = count > 1 && flops_per_item * double(count) > parallel_min_flops() && max_threads() > 1;
-#pragma omp parallel for schedule(static) num_threads(max_threads()) if (worth_it)
-  for (Eigen::Index i = 0; i < count; ++i) body(i, omp_get_thread_num());
-#else
-  (void)flops_per_item;
-  for (Eigen::Index i = 0; i < count; ++i) body(i, 0);
-#endif
-}
 
 /// One thread of a parallel_region: its number and the team's size.
 struct TeamMember {
