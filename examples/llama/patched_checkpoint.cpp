@@ -65,8 +65,8 @@ const StoredTensor& shaped(const StoredProjection& stored, const std::string& ro
 void require_finite(const StoredProjection& stored, const std::string& role, const std::string& where) {
   const std::vector<float>& values = stored.tensors.at(role).values;
   const auto bad = std::find_if(values.begin(), values.end(), [](float v) { return !std::isfinite(v); });
-  check(bad == values.end(), where, ", tensor \"", role, "\": value ", bad - values.begin(), " is not finite (", *bad,
-        ")");
+  if (bad == values.end()) return;
+  throw error(concat(where, ", tensor \"", role, "\": value ", bad - values.begin(), " is not finite (", *bad, ")"));
 }
 
 /// The layout fields and "parameters" tensor [p, q, b] of a block-circulant matrix.
@@ -391,6 +391,11 @@ SavedPatch make_saved_patch(const Model& patched, const PatchSettings& settings,
         }
       }
       check(kind != nullptr, "'", spec->name, "' is not a projection that can be saved (kinds: ", known_kinds(), ")");
+      // What read_saved_patch requires: the file must not say another projection made it.
+      const char* expected_kind = saved_kind(settings.projection);
+      check(expected_kind != nullptr && std::string_view(kind->name) == expected_kind, "'", spec->name, "' is a ",
+            kind->name, " projection, but the settings' projection '", projection_name(settings.projection),
+            "' makes ", expected_kind != nullptr ? expected_kind : "nothing that is saved");
       stored->replaces = spec->name;
       stored->kind = kind->name;
       patch.projections.push_back(std::move(*stored));

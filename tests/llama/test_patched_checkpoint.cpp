@@ -269,6 +269,13 @@ TEST_CASE("saved patch: outputs and inputs that cannot be saved are refused befo
   CHECK(contains(error_of([&] { make_saved_patch(model, patch_settings({0}, 16, Projection::frobenius), ""); }),
                  "'model.layers.0.mlp.gate_proj.weight' is not a projection that can be saved (kinds: block_circulant, "
                  "low_rank, scaled_block_circulant)"));
+  {
+    Model low_rank(checkpoint);
+    patch_model(low_rank, teacher, patch_settings({0}, 16, Projection::low_rank), calibration_ids(teacher.config().vocab_size), silent);
+    CHECK(contains(error_of([&] { make_saved_patch(low_rank, patch_settings({0}, 16, Projection::sequential), ""); }),
+                   "'model.layers.0.mlp.gate_proj.weight' is a low_rank projection, but the settings' projection "
+                   "'sequential' makes block_circulant"));
+  }
   patch_model(model, teacher, patch_settings({1}, 16, Projection::zero), {}, silent);
   CHECK(contains(error_of([&] { make_saved_patch(model, patch_settings({1}, 16, Projection::zero), ""); }),
                  "'model.layers.1.mlp.gate_proj.weight' is not a projection that can be saved"));
@@ -530,6 +537,11 @@ TEST_CASE("saved patch: corrupted low-rank and scaled projections are rejected w
     edit_metadata(p, [](nlohmann::json& m) { m["settings"]["projection"] = "sequential"; });
     CHECK(contains(patched_load_error(p), "its kind is low_rank, but the settings' projection 'sequential' makes "
                                           "block_circulant"));
+
+    p = fresh(Projection::low_rank);
+    edit_metadata(p, [](nlohmann::json& m) { m["settings"]["projection"] = "zero"; });
+    CHECK(contains(patched_load_error(p), "its kind is low_rank, but the settings' projection 'zero' makes nothing "
+                                          "that is saved"));
   }
 
   SUBCASE("scaled block-circulant") {
