@@ -31,19 +31,14 @@ void run_patch(const PatchCommandOptions& o) {
   check(!has_saved_patch(o.model), "--model ", o.model, " is a patched checkpoint; patch its base instead");
   const LlamaConfig config = load_llama_config(o.model / "config.json");
   const PatchSettings settings = patch_settings(o.patch, config);
-  check(settings.projection != Projection::dense && settings.projection != Projection::zero, "projection '",
-        o.patch.projection, "' leaves nothing to save: patch with frobenius, calibrated or sequential (eval --projection ",
-        o.patch.projection, " needs no saved patch)");
-  // The saved-patch format holds block-circulant projections (patched_checkpoint.hpp's kinds).
-  check(settings.projection == Projection::frobenius || settings.projection == Projection::calibrated ||
-            settings.projection == Projection::sequential,
-        "projection '", o.patch.projection, "' cannot be saved yet: patch saves frobenius, calibrated and sequential "
-        "(block-circulant) projections; evaluate it with eval --projection ", o.patch.projection);
+  check(saved_kind(settings.projection) != nullptr, "projection '", o.patch.projection,
+        "' cannot be saved: patch saves ", saved_projections(), " (eval --projection ", o.patch.projection,
+        " needs no saved patch)");
   check_patched_output(o.out);
 
   std::vector<std::vector<int>> calibration;
   std::string calibration_description;
-  if (settings.projection == Projection::calibrated || settings.projection == Projection::sequential) {
+  if (settings.projection != Projection::frobenius) {  // every other saved projection is fitted to activations
     check(o.max_len >= 2 && o.max_len <= config.max_position_embeddings, "--max-len ", o.max_len,
           " must be between 2 and the model's max_position_embeddings ", config.max_position_embeddings);
     calibration = prompt_tokens(TokenInput(o.model, o.ids_input, config), o.calibration, o.max_len);
@@ -67,7 +62,7 @@ void run_patch(const PatchCommandOptions& o) {
 std::function<void()> add_patch_command(CLI::App& app) {
   auto options = std::make_shared<PatchCommandOptions>();
   CLI::App* patch = app.add_subcommand(
-      "patch", "Replace the MLPs of chosen layers by block-circulant matrices once and save the result as a "
+      "patch", "Replace the MLPs of chosen layers by block-circulant or low-rank matrices once and save the result as a "
                "checkpoint directory (base files linked or copied, the new projections in "
                "fftmat_patch.safetensors) that every command accepts as --model");
   patch->add_option("--model", options->model, "Base checkpoint directory")->required()->check(CLI::ExistingDirectory);

@@ -12,7 +12,9 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <limits>
+#include <map>
 #include <memory>
 
 #include "../scoped_thread_count.hpp"
@@ -80,13 +82,16 @@ PatchSettings patch_settings(std::vector<int> layers, int block, Projection proj
   return s;
 }
 
-/// Patches the model of `base` and saves it as `out`; returns the patched model (in memory).
+/// Patches the model of `base` (then `edit` changes it, if given) and saves it as `out`; returns
+/// the patched model (in memory).
 Model patch_and_save(const fs::path& base, const PatchSettings& s, const fs::path& out, BaseFiles how,
-                     const std::vector<std::vector<int>>& calibration = {}) {
+                     const std::vector<std::vector<int>>& calibration = {},
+                     const std::function<void(Model&)>& edit = {}) {
   const auto checkpoint = std::make_shared<const Checkpoint>(base);
   Model teacher(checkpoint), student(checkpoint);
   patch_model(student, teacher, s, calibration.empty() ? calibration_ids(teacher.config().vocab_size) : calibration,
               silent);
+  if (edit) edit(student);
   save_patched_checkpoint(*checkpoint, make_saved_patch(student, s, "test prompts"), out, how);
   return student;
 }
@@ -262,7 +267,15 @@ TEST_CASE("saved patch: outputs and inputs that cannot be saved are refused befo
   CHECK(contains(error_of([&] { check_patched_output(dir.path()); }), "already exists"));
   CHECK(error_of([&] { check_patched_output(dir.path() / "new"); }).empty());
   CHECK(contains(error_of([&] { make_saved_patch(model, patch_settings({0}, 16, Projection::frobenius), ""); }),
-                 "'model.layers.0.mlp.gate_proj.weight' is not a projection that can be saved (kinds: block_circulant)"));
+                 "'model.layers.0.mlp.gate_proj.weight' is not a projection that can be saved (kinds: block_circulant, "
+                 "low_rank, scaled_block_circulant)"));
+  {
+    Model low_rank(checkpoint);
+    patch_model(low_rank, teacher, patch_settings({0}, 16, Projection::low_rank), calibration_ids(teacher.config().vocab_size), silent);
+    CHECK(contains(error_of([&] { make_saved_patch(low_rank, patch_settings({0}, 16, Projection::sequential), ""); }),
+                   "'model.layers.0.mlp.gate_proj.weight' is a low_rank projection, but the settings' projection "
+                   "'sequential' makes block_circulant"));
+  }
   patch_model(model, teacher, patch_settings({1}, 16, Projection::zero), {}, silent);
   CHECK(contains(error_of([&] { make_saved_patch(model, patch_settings({1}, 16, Projection::zero), ""); }),
                  "'model.layers.1.mlp.gate_proj.weight' is not a projection that can be saved"));
@@ -336,8 +349,14 @@ TEST_CASE("saved patch: a corrupted PATCHED directory is rejected with a message
   CHECK(contains(patched_load_error(p), "block-circulant layout field \"padding\" = \"reflect\" is neither"));
 
   p = fresh();
+  edit_metadata(p, [](nlohmann::json& m) { m["projections"][1]["kind"] = "sparse"; });
+  CHECK(contains(patched_load_error(p),
+                 "projection kind 'sparse' is not supported (known: block_circulant, low_rank, scaled_block_circulant)"));
+
+  p = fresh();
   edit_metadata(p, [](nlohmann::json& m) { m["projections"][1]["kind"] = "low_rank"; });
-  CHECK(contains(patched_load_error(p), "projection kind 'low_rank' is not supported (known: block_circulant)"));
+  CHECK(contains(patched_load_error(p), "a low_rank projection has the tensors \"left\", \"right\"; this one has "
+                                        "\"parameters\""));
 
   p = fresh();
   edit_metadata(p, [](nlohmann::json& m) { m["projections"][0]["replaces"] = "model.layers.0.self_attn.q_proj.weight"; });
@@ -381,6 +400,191 @@ TEST_CASE("saved patch: a corrupted PATCHED directory is rejected with a message
                                     "/config.json\", which does not exist (was the base checkpoint moved or deleted?)"));
 }
 
+TEST_CASE("saved patch: low-rank and scaled block-circulant projections reload bit for bit, prefill and decode") {
+  struct Case {
+    Projection projection;
+    fftmat::SpectrumPrecision spectra;
+    const char* kind;
+  };
+  // gate and up are 160x64: rank 2 at the budget of b = 16; 10 block rows read bfloat16 spectra.
+  for (const Case& c : {Case{Projection::low_rank, fftmat::SpectrumPrecision::full, "low_rank"},
+                        Case{Projection::low_rank_sequential, fftmat::SpectrumPrecision::full, "low_rank"},
+                        Case{Projection::scaled_sequential, fftmat::SpectrumPrecision::bfloat16,
+                             "scaled_block_circulant"}}) {
+    CAPTURE(projection_name(c.projection));
+    TempDir dir;
+    const fs::path patched_dir = dir.path() / "patched";
+    CHECK(std::string(saved_kind(c.projection)) == c.kind);
+    // scaled-sequential fits no output scale (it stays 1): layer 1's gate gets one, so that the
+    // round trip of every stored tensor shows in the logits.
+    const auto give_output_scale = [](Model& model) {
+      auto& gate = model.layers[1].mlp.gate;
+      const auto* fitted = dynamic_cast<const ScaledBlockCirculantLinear*>(gate.get());
+      if (fitted == nullptr) return;
+      const fftmat::ScaledBlockCirculant<float>& m = fitted->matrix();
+      CHECK(m.output_scale().isOnes());
+      const Eigen::VectorXf scale = Eigen::VectorXf::LinSpaced(m.rows(), 0.5f, 1.5f);
+      gate = std::make_unique<ScaledBlockCirculantLinear>(
+          fftmat::ScaledBlockCirculant<float>(m.core(), m.input_scale(), scale));
+    };
+    Model patched = patch_and_save(reference_dir("gqa_f32"), patch_settings({0, 1}, 16, c.projection, c.spectra),
+                                   patched_dir, BaseFiles::link, {}, give_output_scale);
+    Model reloaded = load_model(patched_dir);
+    const std::vector<float> expected = all_logits(patched, kIds);
+    CHECK(same_bits(all_logits(reloaded, kIds), expected));
+    CHECK(same_bits(decoded_logits(reloaded, kIds), decoded_logits(patched, kIds)));
+    Model base = load_model(reference_dir("gqa_f32"));
+    CHECK_FALSE(same_bits(all_logits(base, kIds), expected));  // the patch is really applied
+
+    for (const int l : {0, 1}) {
+      const Mlp& was = patched.layers[static_cast<std::size_t>(l)].mlp;
+      const Mlp& now = reloaded.layers[static_cast<std::size_t>(l)].mlp;
+      for (const Linear* projection : {now.gate.get(), now.up.get(), now.down.get()}) {
+        const bool low_rank = dynamic_cast<const LowRankLinear*>(projection) != nullptr;
+        const bool scaled = dynamic_cast<const ScaledBlockCirculantLinear*>(projection) != nullptr;
+        CHECK(low_rank == (std::string(c.kind) == "low_rank"));
+        CHECK(scaled == (std::string(c.kind) == "scaled_block_circulant"));
+      }
+      CHECK(now.gate->parameter_bytes() == was.gate->parameter_bytes());
+      CHECK(now.down->parameter_bytes() == was.down->parameter_bytes());
+    }
+    if (c.projection == Projection::scaled_sequential) {
+      const auto& gate = dynamic_cast<const ScaledBlockCirculantLinear&>(*reloaded.layers[1].mlp.gate).matrix();
+      CHECK(gate.core().spectrum_precision() == fftmat::SpectrumPrecision::bfloat16);
+      CHECK(gate.output_scale()[0] == 0.5f);
+    } else {
+      CHECK(dynamic_cast<const LowRankLinear&>(*reloaded.layers[1].mlp.gate).matrix().rank() == 2);
+    }
+
+    const std::optional<SavedPatch> patch = read_saved_patch(*reloaded.checkpoint);
+    REQUIRE(patch.has_value());
+    CHECK(patch->settings.projection == c.projection);
+    REQUIRE(patch->projections.size() == 6);
+    for (const StoredProjection& stored : patch->projections) CHECK(stored.kind == c.kind);
+  }
+}
+
+TEST_CASE("saved patch: corrupted low-rank and scaled projections are rejected with a message naming the problem") {
+  TempDir dir;
+  int made = 0;
+  std::map<Projection, fs::path> originals;  // one fit per projection, copied for each corruption
+  const auto fresh = [&](Projection projection) {
+    fs::path& original = originals[projection];
+    if (original.empty()) {
+      original = dir.path() / ("original-" + std::string(projection_name(projection)));
+      patch_and_save(reference_dir("gqa_f32"), patch_settings({0, 1}, 16, projection), original, BaseFiles::link);
+    }
+    const fs::path patched_dir = dir.path() / ("patched" + std::to_string(made++));
+    fs::copy(original, patched_dir, fs::copy_options::recursive | fs::copy_options::copy_symlinks);
+    REQUIRE(patched_load_error(patched_dir).empty());
+    return patched_dir;
+  };
+  const std::string gate = "model.layers.0.mlp.gate_proj";
+  const auto set_shape = [](const fs::path& p, const std::string& name, std::vector<std::int64_t> shape) {
+    PatchFile file = read_patch(p);
+    file.header[name]["shape"] = shape;  // the same bytes in another shape
+    write_patch(p, file);
+  };
+
+  SUBCASE("low-rank") {
+    // gate is 160x64, stored as left [160, 2] and right [2, 64]; projection 0 is layer 0's gate.
+    fs::path p = fresh(Projection::low_rank);
+    set_shape(p, gate + ".left", {2, 160});
+    CHECK(contains(patched_load_error(p), "the projection replacing '" + gate + ".weight': tensor \"left\" has shape "
+                                          "[2, 160], but rank 2 of the 160x64 weight needs [160, 2]"));
+
+    p = fresh(Projection::low_rank);
+    edit_metadata(p, [](nlohmann::json& m) { m["projections"][0]["layout"]["rank"] = "3"; });  // tensors say 2
+    CHECK(contains(patched_load_error(p), "tensor \"left\" has shape [160, 2], but rank 3 of the 160x64 weight needs "
+                                          "[160, 3]"));
+
+    p = fresh(Projection::low_rank);
+    edit_metadata(p, [](nlohmann::json& m) { m["projections"][0]["layout"]["rank"] = "65"; });
+    CHECK(contains(patched_load_error(p), "rank 65 is outside [1, 64] for '" + gate + ".weight', 160x64 in config.json"));
+
+    p = fresh(Projection::low_rank);
+    edit_metadata(p, [](nlohmann::json& m) { m["projections"][0]["layout"]["rank"] = "0"; });
+    CHECK(contains(patched_load_error(p), "rank 0 is outside [1, 64]"));
+
+    p = fresh(Projection::low_rank);
+    edit_metadata(p, [](nlohmann::json& m) { m["projections"][0]["layout"]["rank"] = "-2"; });
+    CHECK(contains(patched_load_error(p), "layout field \"rank\" = \"-2\" is not a decimal integer"));
+
+    p = fresh(Projection::low_rank);
+    edit_metadata(p, [](nlohmann::json& m) { m["projections"][0]["layout"]["rows"] = "160"; });
+    CHECK(contains(patched_load_error(p), "a low_rank layout has exactly one field, \"rank\""));
+
+    p = fresh(Projection::low_rank);
+    set_parameter(p, gate + ".right", 3, std::numeric_limits<float>::infinity());
+    CHECK(contains(patched_load_error(p), "the projection replacing '" + gate + ".weight', tensor \"right\": value 3 "
+                                          "is not finite (inf)"));
+
+    p = fresh(Projection::low_rank);
+    edit_metadata(p, [](nlohmann::json& m) { m["projections"][0]["tensors"].erase("right"); });
+    CHECK(contains(patched_load_error(p), "a low_rank projection has the tensors \"left\", \"right\"; this one has "
+                                          "\"left\""));
+
+    p = fresh(Projection::low_rank);
+    {
+      PatchFile file = read_patch(p);
+      file.header[gate + ".renamed"] = file.header[gate + ".left"];
+      file.header.erase(gate + ".left");
+      write_patch(p, file);
+    }
+    CHECK(contains(patched_load_error(p), "tensor '" + gate + ".left' (role \"left\") is missing from the file"));
+
+    p = fresh(Projection::low_rank);
+    edit_metadata(p, [](nlohmann::json& m) { m["settings"]["projection"] = "sequential"; });
+    CHECK(contains(patched_load_error(p), "its kind is low_rank, but the settings' projection 'sequential' makes "
+                                          "block_circulant"));
+
+    p = fresh(Projection::low_rank);
+    edit_metadata(p, [](nlohmann::json& m) { m["settings"]["projection"] = "zero"; });
+    CHECK(contains(patched_load_error(p), "its kind is low_rank, but the settings' projection 'zero' makes nothing "
+                                          "that is saved"));
+  }
+
+  SUBCASE("scaled block-circulant") {
+    fs::path p = fresh(Projection::scaled_sequential);
+    set_shape(p, gate + ".output_scale", {160, 1});
+    CHECK(contains(patched_load_error(p), "the projection replacing '" + gate + ".weight': tensor \"output_scale\" has "
+                                          "shape [160, 1], but the 160x64 weight needs [160]"));
+
+    p = fresh(Projection::scaled_sequential);
+    edit_metadata(p, [](nlohmann::json& m) { m["projections"][0]["layout"]["block_size"] = "32"; });
+    CHECK(contains(patched_load_error(p), "tensor \"parameters\" has shape [10, 4, 16], but its layout needs [5, 2, 32]"));
+
+    p = fresh(Projection::scaled_sequential);
+    edit_metadata(p, [](nlohmann::json& m) { m["projections"][0]["layout"]["cols"] = "128"; });
+    CHECK(contains(patched_load_error(p), "the layout is 160x128, but config.json makes '" + gate + ".weight' 160x64"));
+
+    p = fresh(Projection::scaled_sequential);
+    set_parameter(p, gate + ".input_scale", 7, std::numeric_limits<float>::quiet_NaN());
+    CHECK(contains(patched_load_error(p), "the projection replacing '" + gate + ".weight', tensor \"input_scale\": "
+                                          "value 7 is not finite (nan)"));
+
+    p = fresh(Projection::scaled_sequential);
+    set_parameter(p, gate + ".output_scale", 0, -std::numeric_limits<float>::infinity());
+    CHECK(contains(patched_load_error(p), "tensor \"output_scale\": value 0 is not finite (-inf)"));
+
+    p = fresh(Projection::scaled_sequential);
+    edit_metadata(p, [](nlohmann::json& m) { m["projections"][0]["tensors"].erase("input_scale"); });
+    CHECK(contains(patched_load_error(p), "a scaled_block_circulant projection has the tensors \"parameters\", "
+                                          "\"input_scale\", \"output_scale\"; this one has \"output_scale\", "
+                                          "\"parameters\""));
+
+    p = fresh(Projection::scaled_sequential);
+    edit_metadata(p, [](nlohmann::json& m) { m["projections"][0]["kind"] = "block_circulant"; });
+    CHECK(contains(patched_load_error(p), "a block_circulant projection has the tensors \"parameters\"; this one has "
+                                          "\"input_scale\", \"output_scale\", \"parameters\""));
+
+    p = fresh(Projection::scaled_sequential);
+    edit_metadata(p, [](nlohmann::json& m) { m["settings"]["projection"] = "lowrank"; });
+    CHECK(contains(patched_load_error(p), "its kind is scaled_block_circulant, but the settings' projection 'lowrank' "
+                                          "makes low_rank"));
+  }
+}
+
 TEST_CASE("saved patch: eval of a PATCHED model measures its saved patch against its base, without calibrating") {
   // Equality is tested here, not speed: one thread, because the evaluator's timing loops with a
   // team of two spinning at barriers take ten times longer on a loaded machine.
@@ -393,19 +597,26 @@ TEST_CASE("saved patch: eval of a PATCHED model measures its saved patch against
                  fs::path(FFTMAT_LLAMA_EXAMPLE_DATA) / "heldout_shakespeare.txt", dir.path() / "cache"};
   e.max_len = 24;
   e.perplexity_windows = 1;
+  e.heldout_chunks = 4;  // not all of the held-out text: equality needs only a few
   e.speed = BenchSettings{4, 2, 1, false};
-  const PatchSettings s = patch_settings({0, 3}, 64, Projection::calibrated);
+  // One kind per subcase; the base as the teacher is checked once.
+  Projection projection = Projection::calibrated;
+  SUBCASE("calibrated (block_circulant)") {}
+  SUBCASE("lowrank (low_rank)") { projection = Projection::low_rank; }
+  SUBCASE("scaled-sequential (scaled_block_circulant)") { projection = Projection::scaled_sequential; }
+  const PatchSettings s = patch_settings({0, 3}, 64, projection);
   const TokenInput input(model, false, load_llama_config(model / "config.json"));
   patch_and_save(model, s, patched_dir, BaseFiles::link, prompt_tokens(input, e.calibration, e.max_len));
 
   Evaluator evaluator(e, silent);
   REQUIRE(evaluator.saved_patch() != nullptr);
-  const RowResult original = evaluator.evaluate("original", PatchSettings{});
+  if (projection == Projection::calibrated) {
+    CHECK(evaluator.evaluate("original", PatchSettings{}).kl.mean == 0.0);  // the teacher is the base
+  }
   const RowResult saved = evaluator.evaluate_saved_patch("saved");
   const RowResult recalibrated = evaluator.evaluate("recalibrated", s);  // the same fit, done again
-  CHECK(original.kl.mean == 0.0);  // the teacher is the base
   CHECK(saved.kl.mean > 1e-4);
-  CHECK(saved.settings.projection == Projection::calibrated);
+  CHECK(saved.settings.projection == projection);
   CHECK(saved.settings.layers == s.layers);
   CHECK(saved.kl.mean == recalibrated.kl.mean);
   CHECK(saved.kl_all_positions.mean == recalibrated.kl_all_positions.mean);

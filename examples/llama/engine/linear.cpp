@@ -1,5 +1,7 @@
 #include "linear.hpp"
 
+#include <complex>
+
 #include "error.hpp"
 #include "kernels.hpp"
 
@@ -37,6 +39,21 @@ void LowRankLinear::forward(const float* x, float* y, int T) const {
   const Eigen::Map<const Eigen::MatrixXf> X(x, in(), T);
   Eigen::Map<Eigen::MatrixXf> Y(y, out(), T);
   matrix_.apply(X, Y);
+}
+
+ScaledBlockCirculantLinear::ScaledBlockCirculantLinear(fftmat::ScaledBlockCirculant<float> matrix)
+    : matrix_(std::move(matrix)) {}
+
+void ScaledBlockCirculantLinear::forward(const float* x, float* y, int T) const {
+  const Eigen::Map<const Eigen::MatrixXf> X(x, in(), T);
+  Eigen::Map<Eigen::MatrixXf> Y(y, out(), T);
+  matrix_.apply(X, Y);
+}
+
+std::size_t ScaledBlockCirculantLinear::parameter_bytes() const {
+  const fftmat::BlockCirculant<float>& core = matrix_.core();
+  return static_cast<std::size_t>(core.bins() * core.block_rows() * core.block_cols()) * sizeof(std::complex<float>) +
+         static_cast<std::size_t>(matrix_.rows() + matrix_.cols()) * sizeof(float);
 }
 
 }  // namespace llama

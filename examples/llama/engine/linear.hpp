@@ -1,7 +1,8 @@
 #pragma once
 // Every linear layer of the model goes through `Linear`, so any projection can be dense (weights in
-// the memory-mapped checkpoint), block-circulant (fftmat::BlockCirculant) or low-rank
-// (fftmat::LowRank) without the forward pass knowing which.
+// the memory-mapped checkpoint), block-circulant (fftmat::BlockCirculant), scaled block-circulant
+// (fftmat::ScaledBlockCirculant) or low-rank (fftmat::LowRank) without the forward pass knowing
+// which.
 //
 // Activations are row-major T x n: token t's vector is contiguous. That is the same memory as the
 // n x T column-major matrix of fftmat's convention (docs/design.md, Conventions).
@@ -9,6 +10,7 @@
 #include <Eigen/Core>
 #include <fftmat/block_circulant.hpp>
 #include <fftmat/low_rank.hpp>
+#include <fftmat/scaled_block_circulant.hpp>
 
 #include <cstddef>
 
@@ -75,9 +77,26 @@ class LowRankLinear final : public Linear {
   std::size_t parameter_bytes() const override {
     return static_cast<std::size_t>(matrix_.parameter_count()) * sizeof(float);
   }
+  const fftmat::LowRank<float>& matrix() const { return matrix_; }
 
  private:
   fftmat::LowRank<float> matrix_;
+};
+
+/// diag(s_out) C diag(s_in) (fftmat::fit_scaled). Its input is scaled before the FFT, so gate and
+/// up do not share one input transform: block_circulant() stays null.
+class ScaledBlockCirculantLinear final : public Linear {
+ public:
+  explicit ScaledBlockCirculantLinear(fftmat::ScaledBlockCirculant<float> matrix);
+  void forward(const float* x, float* y, int T) const override;
+  int in() const override { return static_cast<int>(matrix_.cols()); }
+  int out() const override { return static_cast<int>(matrix_.rows()); }
+  /// The core's cached spectra and the two scale vectors.
+  std::size_t parameter_bytes() const override;
+  const fftmat::ScaledBlockCirculant<float>& matrix() const { return matrix_; }
+
+ private:
+  fftmat::ScaledBlockCirculant<float> matrix_;
 };
 
 }  // namespace llama

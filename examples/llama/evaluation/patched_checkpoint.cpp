@@ -6,6 +6,7 @@
 #include <fftmat/block_circulant_layout.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -39,23 +40,49 @@ std::string shape_text(const std::vector<std::int64_t>& shape) {
 
 // ---- Projection kinds: how each kind of Linear is stored and rebuilt --------------------------
 
-/// The stored form of a block-circulant projection: its layout fields and its parameters as
-/// "parameters", shape [p, q, b].
-std::optional<StoredProjection> store_block_circulant(const Linear& linear) {
-  const fftmat::BlockCirculant<float>* matrix = linear.block_circulant();
-  if (matrix == nullptr) return std::nullopt;
+/// Throws unless `stored` has exactly the tensors `roles`.
+void require_roles(const StoredProjection& stored, const std::vector<std::string>& roles, const std::string& where) {
+  std::string expected, found;
+  for (const std::string& role : roles) expected += (expected.empty() ? "\"" : ", \"") + role + "\"";
+  for (const auto& [role, tensor] : stored.tensors) found += (found.empty() ? "\"" : ", \"") + role + "\"";
+  bool same = stored.tensors.size() == roles.size();
+  for (const std::string& role : roles) same = same && stored.tensors.count(role) == 1;
+  check(same, where, ": a ", stored.kind, " projection has the tensors ", expected, "; this one has ",
+        found.empty() ? "none" : found);
+}
+
+/// Throws unless tensor `role` of `stored` has the shape `expected`, which `because` explains.
+const StoredTensor& shaped(const StoredProjection& stored, const std::string& role,
+                           const std::vector<std::int64_t>& expected, const std::string& because,
+                           const std::string& where) {
+  const StoredTensor& tensor = stored.tensors.at(role);
+  check(tensor.shape == expected, where, ": tensor \"", role, "\" has shape ", shape_text(tensor.shape), ", but ",
+        because, " needs ", shape_text(expected));
+  return tensor;
+}
+
+/// Throws naming the first non-finite value of tensor `role` (row-major index).
+void require_finite(const StoredProjection& stored, const std::string& role, const std::string& where) {
+  const std::vector<float>& values = stored.tensors.at(role).values;
+  const auto bad = std::find_if(values.begin(), values.end(), [](float v) { return !std::isfinite(v); });
+  if (bad == values.end()) return;
+  throw error(concat(where, ", tensor \"", role, "\": value ", bad - values.begin(), " is not finite (", *bad, ")"));
+}
+
+/// The layout fields and "parameters" tensor [p, q, b] of a block-circulant matrix.
+StoredProjection block_circulant_form(const fftmat::BlockCirculant<float>& matrix) {
   StoredProjection stored;
-  stored.layout = fftmat::layout_fields(fftmat::layout_of(*matrix));
-  const fftmat::BlockCirculant<float>::Vector& parameters = matrix->parameters();
-  stored.tensors["parameters"] = {{matrix->block_rows(), matrix->block_cols(), matrix->block_size()},
+  stored.layout = fftmat::layout_fields(fftmat::layout_of(matrix));
+  const fftmat::BlockCirculant<float>::Vector& parameters = matrix.parameters();
+  stored.tensors["parameters"] = {{matrix.block_rows(), matrix.block_cols(), matrix.block_size()},
                                   std::vector<float>(parameters.data(), parameters.data() + parameters.size())};
   return stored;
 }
 
-std::unique_ptr<Linear> load_block_circulant(const StoredProjection& stored, const TensorSpec& replaced,
-                                             const std::string& where) {
-  check(stored.tensors.size() == 1 && stored.tensors.count("parameters") == 1, where,
-        ": a block_circulant projection has exactly one tensor, \"parameters\"");
+/// The block-circulant matrix of `stored`'s layout fields and "parameters", checked against the
+/// weight it replaces.
+fftmat::BlockCirculant<float> block_circulant_of(const StoredProjection& stored, const TensorSpec& replaced,
+                                                 const std::string& where) {
   fftmat::BlockCirculantLayout layout;
   try {
     layout = fftmat::parse_layout_fields(stored.layout);
@@ -66,17 +93,101 @@ std::unique_ptr<Linear> load_block_circulant(const StoredProjection& stored, con
         layout.rows, "x", layout.cols, ", but config.json makes '", replaced.name, "' ", replaced.shape.at(0), "x",
         replaced.shape.at(1));
   check(layout.dtype == "F32", where, ": the layout has dtype ", layout.dtype, "; the model's projections are F32");
-  const StoredTensor& parameters = stored.tensors.at("parameters");
-  const std::vector<std::int64_t> expected{layout.block_rows(), layout.block_cols(), layout.block_size};
-  check(parameters.shape == expected, where, ": tensor \"parameters\" has shape ", shape_text(parameters.shape),
-        ", but its layout needs ", shape_text(expected));
+  const StoredTensor& parameters =
+      shaped(stored, "parameters", {layout.block_rows(), layout.block_cols(), layout.block_size}, "its layout", where);
   const Eigen::Map<const Eigen::VectorXf> values(parameters.values.data(),
                                                  static_cast<Eigen::Index>(parameters.values.size()));
   try {
-    return std::make_unique<BlockCirculantLinear>(fftmat::from_layout<float>(layout, values));
+    return fftmat::from_layout<float>(layout, values);
   } catch (const fftmat::invalid_argument& e) {
     throw error(where + ", tensor \"parameters\": " + e.what());
   }
+}
+
+/// A block-circulant projection: its layout fields and "parameters" [p, q, b].
+std::optional<StoredProjection> store_block_circulant(const Linear& linear) {
+  const fftmat::BlockCirculant<float>* matrix = linear.block_circulant();
+  if (matrix == nullptr) return std::nullopt;
+  return block_circulant_form(*matrix);
+}
+
+std::unique_ptr<Linear> load_block_circulant(const StoredProjection& stored, const TensorSpec& replaced,
+                                             const std::string& where) {
+  require_roles(stored, {"parameters"}, where);
+  return std::make_unique<BlockCirculantLinear>(block_circulant_of(stored, replaced, where));
+}
+
+using RowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+StoredTensor row_major_tensor(const Eigen::MatrixXf& matrix) {
+  const RowMajor rows = matrix;
+  return {{rows.rows(), rows.cols()}, std::vector<float>(rows.data(), rows.data() + rows.size())};
+}
+
+/// A low-rank projection U V (m x n, rank r): layout {"rank": r}, "left" = U [m, r] and
+/// "right" = V [r, n], row-major as safetensors stores every tensor.
+std::optional<StoredProjection> store_low_rank(const Linear& linear) {
+  const auto* low_rank = dynamic_cast<const LowRankLinear*>(&linear);
+  if (low_rank == nullptr) return std::nullopt;
+  const fftmat::LowRank<float>& matrix = low_rank->matrix();
+  StoredProjection stored;
+  stored.layout = {{"rank", std::to_string(matrix.rank())}};
+  stored.tensors["left"] = row_major_tensor(matrix.left());
+  stored.tensors["right"] = row_major_tensor(matrix.right());
+  return stored;
+}
+
+std::unique_ptr<Linear> load_low_rank(const StoredProjection& stored, const TensorSpec& replaced,
+                                      const std::string& where) {
+  require_roles(stored, {"left", "right"}, where);
+  check(stored.layout.size() == 1 && stored.layout.count("rank") == 1, where,
+        ": a low_rank layout has exactly one field, \"rank\"");
+  const std::string& text = stored.layout.at("rank");
+  const bool digits = !text.empty() && text.size() <= 9 &&
+                      std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
+  check(digits, where, ": layout field \"rank\" = \"", text, "\" is not a decimal integer");
+  const std::int64_t rank = std::stoll(text), m = replaced.shape.at(0), n = replaced.shape.at(1);
+  check(rank >= 1 && rank <= std::min(m, n), where, ": rank ", rank, " is outside [1, ", std::min(m, n), "] for '",
+        replaced.name, "', ", m, "x", n, " in config.json");
+  const std::string because = "rank " + std::to_string(rank) + " of the " + std::to_string(m) + "x" +
+                              std::to_string(n) + " weight";
+  const StoredTensor& left = shaped(stored, "left", {m, rank}, because, where);
+  const StoredTensor& right = shaped(stored, "right", {rank, n}, because, where);
+  require_finite(stored, "left", where);
+  require_finite(stored, "right", where);
+  const Eigen::MatrixXf u = Eigen::Map<const RowMajor>(left.values.data(), m, rank);
+  const Eigen::MatrixXf v = Eigen::Map<const RowMajor>(right.values.data(), rank, n);
+  return std::make_unique<LowRankLinear>(fftmat::LowRank<float>(u, v));
+}
+
+/// A scaled block-circulant projection diag(s_out) C diag(s_in): C's layout fields and
+/// "parameters" [p, q, b], "input_scale" = s_in [n], "output_scale" = s_out [m].
+std::optional<StoredProjection> store_scaled_block_circulant(const Linear& linear) {
+  const auto* scaled = dynamic_cast<const ScaledBlockCirculantLinear*>(&linear);
+  if (scaled == nullptr) return std::nullopt;
+  const fftmat::ScaledBlockCirculant<float>& matrix = scaled->matrix();
+  StoredProjection stored = block_circulant_form(matrix.core());
+  const auto vector = [](const fftmat::ScaledBlockCirculant<float>::Vector& scale) {
+    return StoredTensor{{scale.size()}, std::vector<float>(scale.data(), scale.data() + scale.size())};
+  };
+  stored.tensors["input_scale"] = vector(matrix.input_scale());
+  stored.tensors["output_scale"] = vector(matrix.output_scale());
+  return stored;
+}
+
+std::unique_ptr<Linear> load_scaled_block_circulant(const StoredProjection& stored, const TensorSpec& replaced,
+                                                    const std::string& where) {
+  require_roles(stored, {"parameters", "input_scale", "output_scale"}, where);
+  fftmat::BlockCirculant<float> core = block_circulant_of(stored, replaced, where);
+  const Eigen::Index m = core.rows(), n = core.cols();
+  const std::string because = "the " + std::to_string(m) + "x" + std::to_string(n) + " weight";
+  const StoredTensor& input = shaped(stored, "input_scale", {n}, because, where);
+  const StoredTensor& output = shaped(stored, "output_scale", {m}, because, where);
+  require_finite(stored, "input_scale", where);
+  require_finite(stored, "output_scale", where);
+  using Vector = fftmat::ScaledBlockCirculant<float>::Vector;
+  return std::make_unique<ScaledBlockCirculantLinear>(fftmat::ScaledBlockCirculant<float>(
+      std::move(core), Eigen::Map<const Vector>(input.values.data(), n), Eigen::Map<const Vector>(output.values.data(), m)));
 }
 
 struct ProjectionKind {
@@ -90,6 +201,22 @@ struct ProjectionKind {
 
 constexpr ProjectionKind kProjectionKinds[] = {
     {"block_circulant", store_block_circulant, load_block_circulant},
+    {"low_rank", store_low_rank, load_low_rank},
+    {"scaled_block_circulant", store_scaled_block_circulant, load_scaled_block_circulant},
+};
+
+/// The kind of the projections each --projection makes; one not listed cannot be saved.
+struct SavedProjection {
+  Projection projection;
+  const char* kind;
+};
+constexpr SavedProjection kSavedProjections[] = {
+    {Projection::frobenius, "block_circulant"},
+    {Projection::calibrated, "block_circulant"},
+    {Projection::sequential, "block_circulant"},
+    {Projection::low_rank, "low_rank"},
+    {Projection::low_rank_sequential, "low_rank"},
+    {Projection::scaled_sequential, "scaled_block_circulant"},
 };
 
 std::string known_kinds() {
@@ -233,6 +360,21 @@ void read_settings(const nlohmann::json& json, const LlamaConfig& config, const 
 
 }  // namespace
 
+const char* saved_kind(Projection projection) {
+  for (const SavedProjection& saved : kSavedProjections) {
+    if (saved.projection == projection) return saved.kind;
+  }
+  return nullptr;
+}
+
+std::string saved_projections() {
+  std::string names;
+  for (const SavedProjection& saved : kSavedProjections) {
+    names += (names.empty() ? "" : ", ") + std::string(projection_name(saved.projection));
+  }
+  return names;
+}
+
 SavedPatch make_saved_patch(const Model& patched, const PatchSettings& settings, const std::string& calibration) {
   SavedPatch patch{settings, calibration, {}};
   const std::map<std::string, Replaceable> weights = replaceable_weights(patched.config());
@@ -249,6 +391,11 @@ SavedPatch make_saved_patch(const Model& patched, const PatchSettings& settings,
         }
       }
       check(kind != nullptr, "'", spec->name, "' is not a projection that can be saved (kinds: ", known_kinds(), ")");
+      // What read_saved_patch requires: the file must not say another projection made it.
+      const char* expected_kind = saved_kind(settings.projection);
+      check(expected_kind != nullptr && std::string_view(kind->name) == expected_kind, "'", spec->name, "' is a ",
+            kind->name, " projection, but the settings' projection '", projection_name(settings.projection),
+            "' makes ", expected_kind != nullptr ? expected_kind : "nothing that is saved");
       stored->replaces = spec->name;
       stored->kind = kind->name;
       patch.projections.push_back(std::move(*stored));
@@ -372,6 +519,10 @@ std::optional<SavedPatch> read_saved_patch(const Checkpoint& checkpoint) {
       std::memcpy(tensor.values.data(), file.data() + header.data_offset + info.begin, info.end - info.begin);
     }
     load_projection(stored, weight->second.spec, projection_where);  // validates everything; built again on use
+    const char* expected_kind = saved_kind(patch.settings.projection);
+    check(expected_kind != nullptr && stored.kind == expected_kind, projection_where, ": its kind is ", stored.kind,
+          ", but the settings' projection '", projection_name(patch.settings.projection), "' makes ",
+          expected_kind != nullptr ? expected_kind : "nothing that is saved");
     layers.insert(weight->second.layer);
     patch.projections.push_back(std::move(stored));
   }

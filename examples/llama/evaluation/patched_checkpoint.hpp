@@ -8,11 +8,26 @@
 //   PATCHED/fftmat_patch.safetensors
 //                 one F32 tensor per stored array of each replacing projection, named
 //                 "<replaced weight without .weight>.<role>" (e.g.
-//                 "model.layers.0.mlp.gate_proj.parameters", shape [p, q, b]); __metadata__
-//                 "fftmat_patch" is a JSON text: {"format": 1, "base": [{"name", "bytes", "xxh3"}
-//                 of every file above], "settings": how the patch was made, "projections":
-//                 [{"replaces", "kind", "layout", "tensors": {role: tensor name}}],
-//                 "payload_xxh3": of the data section}
+//                 "model.layers.0.mlp.gate_proj.parameters"); __metadata__ "fftmat_patch" is a
+//                 JSON text: {"format": 1, "base": [{"name", "bytes", "xxh3"} of every file
+//                 above], "settings": how the patch was made, "projections": [{"replaces",
+//                 "kind", "layout", "tensors": {role: tensor name}}], "payload_xxh3": of the data
+//                 section}
+//
+// The kinds, for a replaced weight of m x n (config.json), tensors row-major:
+//
+//   block_circulant         layout: fftmat's layout fields (block_circulant_layout.hpp)
+//                           "parameters" [p, q, b]
+//   low_rank                layout: {"rank": r}, 1 <= r <= min(m, n)
+//                           "left" U [m, r], "right" V [r, n]; the projection is U V
+//   scaled_block_circulant  layout: the core C's layout fields, as block_circulant
+//                           "parameters" [p, q, b] of C, "input_scale" s_in [n], "output_scale"
+//                           s_out [m]; the projection is diag(s_out) C diag(s_in)
+//
+// Which kind a --projection makes is fixed (saved_kind), and the reader requires it. The format
+// number is 1 for every kind: a reader refuses a kind (or a --projection) it does not know by
+// name, so a file holding a kind that a reader predates is refused, never misread. The number
+// changes only with a change that an older reader would misread.
 //
 // So a PATCHED directory is a checkpoint (Checkpoint reads the base's files through the links,
 // and they are the teacher of eval and sweep) plus the patch, which load_model applies. Reading
@@ -21,7 +36,8 @@
 // config.json, finite values, and the payload checksum.
 //
 // A projection kind is one entry of kProjectionKinds (patched_checkpoint.cpp): a name, a function
-// from a Linear to its stored form (layout fields and role -> tensor) and one back.
+// from a Linear to its stored form (layout fields and role -> tensor) and one back; the
+// --projection that makes it is an entry of kSavedProjections.
 
 #include <cstdint>
 #include <filesystem>
@@ -64,6 +80,12 @@ struct SavedPatch {
   std::string calibration;      // what the calibrated projections were fitted on ("" for none)
   std::vector<StoredProjection> projections;
 };
+
+/// The kind of stored projection that `projection` makes ("block_circulant", "low_rank" or
+/// "scaled_block_circulant"), or nullptr for one whose result is not saved (dense, zero).
+const char* saved_kind(Projection projection);
+/// The projections that have a saved kind, for messages: "frobenius, calibrated, ...".
+std::string saved_projections();
 
 /// The stored form of the MLP projections that `settings.layers` of `patched` hold (three per
 /// layer). Throws llama::error naming a projection of no storable kind (dense, zero).

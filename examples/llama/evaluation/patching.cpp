@@ -36,28 +36,6 @@ class ZeroLinear final : public Linear {
   int in_, out_;
 };
 
-/// diag(s_out) C diag(s_in) (fftmat::fit_scaled). Its input is scaled before the FFT, so gate and
-/// up do not share one input transform: block_circulant() stays null.
-class ScaledBlockCirculantLinear final : public Linear {
- public:
-  explicit ScaledBlockCirculantLinear(fftmat::ScaledBlockCirculant<float> matrix) : matrix_(std::move(matrix)) {}
-  void forward(const float* x, float* y, int T) const override {
-    Eigen::Map<Matrix> Y(y, out(), T);
-    matrix_.apply(ConstMap(x, in(), T), Y);
-  }
-  int in() const override { return static_cast<int>(matrix_.cols()); }
-  int out() const override { return static_cast<int>(matrix_.rows()); }
-  /// The core's cached spectra and the two scale vectors.
-  std::size_t parameter_bytes() const override {
-    const fftmat::BlockCirculant<float>& core = matrix_.core();
-    return static_cast<std::size_t>(core.bins() * core.block_rows() * core.block_cols()) * sizeof(std::complex<float>) +
-           static_cast<std::size_t>(matrix_.rows() + matrix_.cols()) * sizeof(float);
-  }
-
- private:
-  fftmat::ScaledBlockCirculant<float> matrix_;
-};
-
 const DenseLinear& dense(const std::unique_ptr<Linear>& projection, int layer, const char* name) {
   const auto* weight = dynamic_cast<const DenseLinear*>(projection.get());
   check(weight != nullptr, "layer ", layer, " ", name, " is already patched");
