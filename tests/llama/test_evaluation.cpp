@@ -202,8 +202,10 @@ TEST_CASE("scaled-sequential: parsed by name, needs calibration prompts, beats t
         "projection 'scaled-sequential' needs calibration prompts");
   patch_model(scaled, teacher, s, prompts, quiet);
   CHECK(scaled.layers[1].mlp.gate->block_circulant() == nullptr);  // its own input transform
+  // What its product reads: the core's packed spectra -- p = 10 block rows padded to two panels of
+  // 8, q = 4, bins 0 and 8 real (one plane), bins 1..7 complex (two) -- and the two scales.
   CHECK(scaled.layers[1].mlp.gate->parameter_bytes() ==
-        (9 * (160 / 16) * (64 / 16)) * sizeof(std::complex<float>) + (160 + 64) * sizeof(float));
+        (16 * 4 * (2 * 1 + 7 * 2)) * sizeof(float) + (160 + 64) * sizeof(float));
   const double kl_frobenius = mean_last_kl(teacher, frobenius, prompts);
   const double kl_scaled = mean_last_kl(teacher, scaled, prompts);
   MESSAGE("mean last-token KL on the calibration prompts: frobenius ", kl_frobenius, ", scaled-sequential ", kl_scaled);

@@ -1,7 +1,5 @@
 #include "linear.hpp"
 
-#include <complex>
-
 #include "error.hpp"
 #include "kernels.hpp"
 
@@ -51,8 +49,9 @@ void ScaledBlockCirculantLinear::forward(const float* x, float* y, int T) const 
 }
 
 std::size_t ScaledBlockCirculantLinear::parameter_bytes() const {
-  const fftmat::BlockCirculant<float>& core = matrix_.core();
-  return static_cast<std::size_t>(core.bins() * core.block_rows() * core.block_cols()) * sizeof(std::complex<float>) +
+  // What the product reads: the core's spectra as BlockCirculantLinear counts them (packed, and
+  // bfloat16 where built so), and the two scales.
+  return matrix_.core().applied_spectrum_bytes() +
          static_cast<std::size_t>(matrix_.rows() + matrix_.cols()) * sizeof(float);
 }
 
