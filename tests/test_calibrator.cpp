@@ -6,33 +6,13 @@
 #include <limits>
 #include <string>
 
-#include "reference.hpp"
+#include "low_rank_reference.hpp"
 
 using namespace fftmat;
 using test::correlated_inputs;
 using test::Index;
 
 namespace {
-
-// Least squares over all p*q*b parameters by dense normal equations, in double: (A x)[i*b + r]
-// depends on c_ij[d] through x[j*b + (r - d) mod b], with x zero-padded to q*b.
-Eigen::VectorXd brute_force_fit(const Eigen::MatrixXd& X, const Eigen::MatrixXd& Y, Index b) {
-  const Index m = Y.rows(), n = X.rows(), p = (m + b - 1) / b, q = (n + b - 1) / b, P = p * q * b;
-  Eigen::MatrixXd normal = Eigen::MatrixXd::Zero(P, P);
-  Eigen::VectorXd rhs = Eigen::VectorXd::Zero(P);
-  for (Index s = 0; s < X.cols(); ++s) {
-    Eigen::MatrixXd design = Eigen::MatrixXd::Zero(m, P);
-    for (Index row = 0; row < m; ++row)
-      for (Index j = 0; j < q; ++j)
-        for (Index d = 0; d < b; ++d) {
-          const Index i = row / b, r = row % b, col = j * b + ((r - d) % b + b) % b;
-          if (col < n) design(row, (i * q + j) * b + d) = X(col, s);
-        }
-    normal += design.transpose() * design;
-    rhs += design.transpose() * Y.col(s);
-  }
-  return normal.ldlt().solve(rhs);
-}
 
 double output_error(const BlockCirculant<double>& A, const Eigen::MatrixXd& W, const Eigen::MatrixXd& X) {
   return (A.apply(X) - W * X).norm();
@@ -56,7 +36,7 @@ TEST_CASE("calibrated fit equals brute-force least squares over all parameters")
     const Eigen::MatrixXd Y = test::gaussian(m, n, 2) * X + 0.1 * test::gaussian(m, 60, 3);
     Calibrator<double> calibrator(m, n, b, padding);
     calibrator.accumulate(X, Y);
-    const Eigen::VectorXd expected = brute_force_fit(X, Y, b);
+    const Eigen::VectorXd expected = test::block_circulant_least_squares(X, Y, b);
     const Eigen::VectorXd fitted = calibrator.fit(0.0).parameters();
     CHECK((fitted - expected).norm() < 1e-8 * expected.norm());
   }

@@ -123,16 +123,20 @@ void run_sweep(const CommonOptions& o, const std::filesystem::path& grid_file) {
                         : parse_grid(read_text_file(grid_file, 1 << 20), grid_file.string(), config);
   // Rows whose layers are chosen on held-out selection windows need them.
   for (const GridRow& row : grid) {
-    if (row.least_sensitive_budget && settings.selection_windows == 0) settings.selection_windows = 4;
+    if ((row.least_sensitive_budget || row.least_sensitive_count) && settings.selection_windows == 0) {
+      settings.selection_windows = 4;
+    }
   }
 
   auto prefix = std::make_shared<std::string>("[setup] ");
   Evaluator evaluator(settings, progress_printer(prefix));
   std::vector<RowResult> rows;
+  SensitivityScans scans(evaluator.config().num_hidden_layers,
+                         [&](const PatchSettings& patch) { return evaluator.selection_kl(patch); });
   for (std::size_t k = 0; k < grid.size(); ++k) {
     *prefix = "[" + std::to_string(k + 1) + "/" + std::to_string(grid.size()) + " " + grid[k].name + "] ";
-    if (grid[k].least_sensitive_budget) {
-      grid[k].settings.layers = choose_least_sensitive(evaluator, grid[k].settings, *grid[k].least_sensitive_budget);
+    if (grid[k].least_sensitive_budget || grid[k].least_sensitive_count) {
+      grid[k].settings.layers = scans.layers_for(grid[k]);
       grid[k].name += " (" + format_layers(grid[k].settings.layers) + ")";
       if (grid[k].settings.layers.empty()) grid[k].settings.projection = Projection::dense;
     }
@@ -248,7 +252,9 @@ std::function<void()> add_evaluation_commands(CLI::App& app) {
       "sweep", "Evaluate a grid of configurations (default: the study's eleven rows, then ours) and write "
                "report.md, results.csv and results.json (plot them with scripts/plot_evaluation.py)");
   add_common_options(*sweep, *common);
-  sweep->add_option("--grid", *grid, "grid file: lines of 'LAYERS BLOCK PROJECTION NAME' (default: built in)")
+  sweep->add_option("--grid", *grid, "grid file: lines of 'LAYERS BLOCK PROJECTION NAME', LAYERS as for --layers, "
+                "least-sensitive:BUDGET or least-sensitive-layers:K[:PROJECTION] (docs/evaluation.md; "
+                "default: built in)")
       ->check(CLI::ExistingFile);
   sweep->add_option("--out", common->out, "output directory")->required();
 

@@ -1,5 +1,6 @@
-// The low-rank projections of examples/llama/patching against a float64 reference of their
-// definition (docs/calibration.md, "Low-rank baseline"), computed from activations the test captures.
+// The low-rank and the sequential block-circulant projections of examples/llama/patching against
+// float64 references of their definitions (docs/calibration.md), computed from activations the test
+// captures.
 #include <doctest/doctest.h>
 
 #include <map>
@@ -125,6 +126,32 @@ TEST_CASE("lowrank-sequential patching: ridge fits on the student's inputs again
   }
   // Layer 1's inputs differ from the teacher's: the fit really was on the student's.
   CHECK(fftmat::test::relative_error(learnt.input.at(1), taught.input.at(1)) > 1e-3);
+}
+
+TEST_CASE("sequential patching: least-squares block-circulant fits on the student's inputs (float64 reference)") {
+  auto checkpoint = std::make_shared<const Checkpoint>(llama_test::reference_dir("gqa_f32"));
+  Model teacher(checkpoint), student(checkpoint);
+  PatchSettings s;
+  s.layers = {0, 1};
+  s.block_size = 16;
+  s.projection = Projection::sequential;
+  s.damping = 0;  // the plain least-squares fit, which the reference computes over all parameters
+  patch_model(student, teacher, s, kPrompts, kQuiet);
+  // As for lowrank-sequential: layer l's inputs in the patched student are what its gate and up were
+  // fitted on, its hidden silu(g)*u what down was fitted on; the targets are the teacher's.
+  const Capture taught = capture(teacher, kPrompts), learnt = capture(student, kPrompts);
+  const auto fit = [&](const Eigen::MatrixXd& X, const Eigen::MatrixXd& Y) {
+    return fftmat::test::dense_block_circulant(Y.rows(), X.rows(), s.block_size,
+                                               fftmat::test::block_circulant_least_squares(X, Y, s.block_size));
+  };
+  for (const int l : s.layers) {
+    CAPTURE(l);
+    const Mlp& mlp = student.layers[l].mlp;
+    const Eigen::MatrixXd& X = learnt.input.at(l);
+    CHECK(fftmat::test::relative_error(matrix_of(*mlp.gate), fit(X, taught.gate.at(l))) < 1e-4);
+    CHECK(fftmat::test::relative_error(matrix_of(*mlp.up), fit(X, taught.up.at(l))) < 1e-4);
+    CHECK(fftmat::test::relative_error(matrix_of(*mlp.down), fit(learnt.hidden.at(l), taught.output.at(l))) < 1e-4);
+  }
 }
 
 TEST_CASE("low-rank settings are checked before any work") {

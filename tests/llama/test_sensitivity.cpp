@@ -81,3 +81,103 @@ TEST_CASE("grid rows 'least-sensitive:BUDGET' carry their budget; bad budgets na
   const std::vector<GridRow> defaults = parse_grid(default_grid_text(), "default", c);
   CHECK(defaults.back().least_sensitive_budget.value_or(-1) == 0.1);
 }
+
+TEST_CASE("the K least sensitive layers: the first K of the ranking, sorted; K outside 1..layers is refused") {
+  const std::vector<int> ranking = rank_by_sensitivity({0.3, 0.01, 0.2, 0.02, 5.0});  // 1, 3, 2, 0, 4
+  CHECK(least_sensitive_layers(ranking, 1) == std::vector<int>{1});
+  CHECK(least_sensitive_layers(ranking, 3) == std::vector<int>{1, 2, 3});
+  CHECK(least_sensitive_layers(ranking, 5) == std::vector<int>{0, 1, 2, 3, 4});
+  CHECK(error_of([&] { least_sensitive_layers(ranking, 0); }) ==
+        "the number of least sensitive layers must be in 1..5, got 0");
+  CHECK(error_of([&] { least_sensitive_layers(ranking, 6); }) ==
+        "the number of least sensitive layers must be in 1..5, got 6");
+}
+
+TEST_CASE("grid rows 'least-sensitive-layers:K[:PROJECTION]' carry K and the ranking's projection") {
+  LlamaConfig c;
+  c.num_hidden_layers = 8;
+  c.hidden_size = 256;
+  c.intermediate_size = 768;
+  const std::vector<GridRow> grid = parse_grid(
+      "least-sensitive-layers:4 64 lowrank own\nleast-sensitive-layers:8:sequential 64 lowrank-sequential same\n",
+      "g.txt", c);
+  REQUIRE(grid.size() == 2);
+  CHECK(grid[0].least_sensitive_count.value_or(-1) == 4);
+  CHECK(grid[0].ranked_by == Projection::low_rank);
+  CHECK_FALSE(grid[0].least_sensitive_budget);
+  CHECK(grid[1].least_sensitive_count.value_or(-1) == 8);
+  CHECK(grid[1].ranked_by == Projection::sequential);
+  CHECK(grid[1].settings.projection == Projection::low_rank_sequential);
+  const auto error_for = [&](const std::string& text) { return error_of([&] { parse_grid(text, "g.txt", c); }); };
+  CHECK(error_for("least-sensitive-layers:0 64 sequential g\n") ==
+        "g.txt line 1: 'least-sensitive-layers:0': the number of layers must be in 1..8 (the model's layers)");
+  CHECK(error_for("least-sensitive-layers:9 64 sequential g\n") ==
+        "g.txt line 1: 'least-sensitive-layers:9': the number of layers must be in 1..8 (the model's layers)");
+  CHECK(error_for("least-sensitive-layers:x 64 sequential g\n") ==
+        "g.txt line 1: 'least-sensitive-layers:x': the number of layers must be a whole number");
+  CHECK(error_for("least-sensitive-layers: 64 sequential g\n") ==
+        "g.txt line 1: 'least-sensitive-layers:': the number of layers must be a whole number");
+  CHECK(error_for("least-sensitive-layers:-1 64 sequential g\n") ==
+        "g.txt line 1: 'least-sensitive-layers:-1': the number of layers must be a whole number");
+  CHECK(error_for("least-sensitive-layers:2: 64 sequential g\n") ==
+        "g.txt line 1: 'least-sensitive-layers:2:': the ranking's projection is empty");
+  CHECK(error_for("least-sensitive-layers:2:dense 64 sequential g\n") ==
+        "g.txt line 1: 'least-sensitive-layers:2:dense': the ranking needs a projection, not dense");
+  CHECK(llama_test::contains(error_for("least-sensitive-layers:2:bogus 64 sequential g\n"), "g.txt line 1: "));
+  CHECK(llama_test::contains(error_for("least-sensitive-layers:2:bogus 64 sequential g\n"), "bogus"));
+  CHECK(error_for("least-sensitive-layers:2 - dense g\n") == "g.txt line 1: least-sensitive layers need a projection");
+  // A low-rank row's block size is a budget and need not divide the sizes; the block-circulant scan's must.
+  CHECK(error_of([&] { parse_grid("least-sensitive-layers:2 96 lowrank g\n", "g.txt", c); }).empty());
+  CHECK(error_for("least-sensitive-layers:2:sequential 96 lowrank g\n") ==
+        "g.txt line 1: block size 96 does not divide hidden_size 256");
+}
+
+TEST_CASE("sweep layer choice: each scan measured once, the named projection's ranking used") {
+  LlamaConfig c;
+  c.num_hidden_layers = 4;
+  c.hidden_size = 256;
+  c.intermediate_size = 768;
+  // Made-up selection KLs: sequential ranks 2, 0, 3, 1; low-rank ranks 1, 3, 0, 2; a set's KL is
+  // its layers' sum.
+  const std::vector<double> sequential = {0.02, 0.04, 0.01, 0.03}, low_rank = {0.3, 0.1, 0.4, 0.2};
+  std::vector<PatchSettings> measured;
+  SensitivityScans scans(c.num_hidden_layers, [&](const PatchSettings& p) {
+    measured.push_back(p);
+    const std::vector<double>& cost = p.projection == Projection::sequential ? sequential : low_rank;
+    double total = 0;
+    for (const int l : p.layers) total += cost[std::size_t(l)];
+    return total;
+  });
+  const std::vector<GridRow> grid = parse_grid(
+      "least-sensitive-layers:2 64 lowrank own ranking\n"
+      "least-sensitive-layers:2:sequential 64 lowrank sequential ranking\n"
+      "least-sensitive-layers:3:sequential 64 sequential\n"
+      "least-sensitive:0.065 64 sequential greedy\n"
+      "least-sensitive-layers:1:sequential 32 sequential another block size\n"
+      "0,3 64 lowrank fixed\n"
+      "least-sensitive-layers:4 16 sequential all four\n",
+      "g.txt", c);
+  CHECK(scans.layers_for(grid[0]) == std::vector<int>{1, 3});
+  CHECK(measured.size() == 4);
+  for (std::size_t l = 0; l < measured.size(); ++l) {
+    CHECK(measured[l].layers == std::vector<int>{int(l)});  // each layer alone
+    CHECK(measured[l].projection == Projection::low_rank);
+    CHECK(measured[l].block_size == 64);
+  }
+  CHECK(scans.layers_for(grid[1]) == std::vector<int>{0, 2});
+  CHECK(measured.size() == 8);
+  CHECK(measured.back().projection == Projection::sequential);
+  CHECK(scans.layers_for(grid[2]) == std::vector<int>{0, 2, 3});
+  CHECK(measured.size() == 8);  // the sequential scan is reused
+  // Greedy on the same scan: {2} 0.01, {0,2} 0.03, {0,2,3} 0.06, {0,1,2,3} 0.10 > 0.065; only the
+  // sets of two or more layers are measured anew.
+  CHECK(scans.layers_for(grid[3]) == std::vector<int>{0, 2, 3});
+  CHECK(measured.size() == 11);
+  CHECK(scans.layers_for(grid[4]) == std::vector<int>{2});
+  CHECK(measured.size() == 15);  // another block size, another scan
+  CHECK(measured.back().block_size == 32);
+  CHECK(scans.layers_for(grid[5]) == std::vector<int>{0, 3});
+  CHECK(measured.size() == 15);
+  CHECK(scans.layers_for(grid[6]) == std::vector<int>{0, 1, 2, 3});
+  CHECK(measured.size() == 15);  // every layer, whatever the ranking: no scan
+}

@@ -273,6 +273,10 @@ none  -   dense       Original (baseline)
 # scale fitted (docs/calibration.md, "Scaled block-circulant fit").
 0-3   64  scaled-sequential   4 layers, scaled sequential
 0-7   64  scaled-sequential   8 layers, scaled sequential
+# Between the b = 16 budget, where low-rank wins, and b = 64, where block-circulant does.
+0-7   32  sequential          8 layers, sequential (b=32)
+0-7   32  lowrank-sequential  8 layers, low-rank sequential (b=32 budget)
+0-7   32  scaled-sequential   8 layers, scaled sequential (b=32)
 # The least sensitive layers at b = 64, chosen greedily on held-out selection windows (not the
 # evaluation prompts or the perplexity windows) while their all-position KL stays within 0.1.
 least-sensitive:0.1  64  sequential  least sensitive layers, sequential, selection KL <= 0.1
@@ -293,8 +297,23 @@ std::vector<GridRow> parse_grid(const std::string& text, const std::string& sour
     std::getline(fields >> std::ws, name);
     GridRow row;
     try {
-      const std::string greedy = "least-sensitive:";
-      if (layers.compare(0, greedy.size(), greedy) == 0) {
+      const std::string greedy = "least-sensitive:", counted = "least-sensitive-layers:";
+      std::string ranked_by;
+      if (layers.compare(0, counted.size(), counted) == 0) {
+        std::string count = layers.substr(counted.size());
+        if (const std::size_t colon = count.find(':'); colon != std::string::npos) {
+          ranked_by = count.substr(colon + 1);
+          count.resize(colon);
+          check(!ranked_by.empty(), "'", layers, "': the ranking's projection is empty");
+        }
+        check(!count.empty() && count.size() <= 6 && count.find_first_not_of("0123456789") == std::string::npos,
+              "'", layers, "': the number of layers must be a whole number");
+        const int value = std::stoi(count);
+        check(value >= 1 && value <= config.num_hidden_layers, "'", layers, "': the number of layers must be in 1..",
+              config.num_hidden_layers, " (the model's layers)");
+        row.least_sensitive_count = value;
+        row.settings.layers = {0};  // checked as a one-layer patch; chosen when the sweep runs
+      } else if (layers.compare(0, greedy.size(), greedy) == 0) {
         const std::string budget = layers.substr(greedy.size());
         char* end = nullptr;
         const double value = std::strtod(budget.c_str(), &end);
@@ -314,9 +333,16 @@ std::vector<GridRow> parse_grid(const std::string& text, const std::string& sour
         check(row.settings.projection == Projection::dense || row.settings.projection == Projection::zero,
               "projection '", projection, "' needs a block size");
       }
-      check(!row.least_sensitive_budget || row.settings.projection != Projection::dense,
-            "least-sensitive layers need a projection");
+      const bool chosen = row.least_sensitive_budget || row.least_sensitive_count;
+      check(!chosen || row.settings.projection != Projection::dense, "least-sensitive layers need a projection");
       check_patch_settings(row.settings, config);
+      if (row.least_sensitive_count) {
+        row.ranked_by = ranked_by.empty() ? row.settings.projection : parse_projection(ranked_by);
+        check(row.ranked_by != Projection::dense, "'", layers, "': the ranking needs a projection, not dense");
+        PatchSettings scan = row.settings;
+        scan.projection = row.ranked_by;
+        check_patch_settings(scan, config);  // e.g. a block size that a low-rank row allows, the scan's not
+      }
     } catch (const error& e) {
       throw error(where + ": " + e.what());
     }

@@ -19,14 +19,20 @@ struct GridRow {
   /// sensitive first, while the all-position KL on held-out selection windows stays within BUDGET
   /// (sensitivity.hpp); settings.layers is then a placeholder.
   std::optional<double> least_sensitive_budget;
+  /// LAYERS "least-sensitive-layers:K" or "least-sensitive-layers:K:PROJECTION": the K layers whose
+  /// selection KL, each patched alone at the row's block size with PROJECTION (default: the row's
+  /// own), is least (sensitivity.hpp); naming the ranking's projection patches the same layers with
+  /// every family. settings.layers is then a placeholder.
+  std::optional<int> least_sensitive_count;
+  Projection ranked_by = Projection::dense;  // the scan's projection for least_sensitive_count
 };
 
 /// The study's eleven rows (docs/evaluation.md) followed by our own.
 std::string default_grid_text();
 
 /// Parses a grid: one row per line, "LAYERS BLOCK PROJECTION NAME...", '#' starts a comment;
-/// LAYERS as for --layers ("none" for the original model) or "least-sensitive:BUDGET", BLOCK "-"
-/// where it does not apply.
+/// LAYERS as for --layers ("none" for the original model), "least-sensitive:BUDGET" or
+/// "least-sensitive-layers:K[:PROJECTION]", BLOCK "-" where it does not apply.
 /// Every row is checked against the model before anything runs.
 std::vector<GridRow> parse_grid(const std::string& text, const std::string& source, const LlamaConfig& config);
 

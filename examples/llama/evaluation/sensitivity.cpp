@@ -64,13 +64,14 @@ std::vector<int> chosen_layers(const std::vector<GreedyStep>& steps) {
 namespace {
 
 /// The greedy walk with the single-layer measurements already known.
-std::vector<GreedyStep> greedy_from_scan(Evaluator& evaluator, const PatchSettings& patch, double kl_budget,
-                                         const std::vector<double>& layer_kl, const std::vector<int>& ranking) {
+std::vector<GreedyStep> greedy_from_scan(const SensitivityScans::SelectionKl& selection_kl, const PatchSettings& patch,
+                                         double kl_budget, const std::vector<double>& layer_kl,
+                                         const std::vector<int>& ranking) {
   return greedy_least_sensitive(ranking, kl_budget, [&](const std::vector<int>& layers) {
     if (layers.size() == 1) return layer_kl[std::size_t(layers.front())];
     PatchSettings settings = patch;
     settings.layers = layers;
-    return evaluator.selection_kl(settings);
+    return selection_kl(settings);
   });
 }
 
@@ -82,12 +83,41 @@ PatchSettings with_layers(PatchSettings patch, std::vector<int> layers) {
 
 }  // namespace
 
-std::vector<int> choose_least_sensitive(Evaluator& evaluator, const PatchSettings& patch, double kl_budget) {
-  std::vector<double> layer_kl;
-  for (int l = 0; l < evaluator.config().num_hidden_layers; ++l) {
-    layer_kl.push_back(evaluator.selection_kl(with_layers(patch, {l})));
+std::vector<int> least_sensitive_layers(const std::vector<int>& ranking, int count) {
+  check(count >= 1 && std::size_t(count) <= ranking.size(), "the number of least sensitive layers must be in 1..",
+        ranking.size(), ", got ", count);
+  std::vector<int> layers(ranking.begin(), ranking.begin() + count);
+  std::sort(layers.begin(), layers.end());
+  return layers;
+}
+
+SensitivityScans::SensitivityScans(int num_layers, SelectionKl selection_kl)
+    : num_layers_(num_layers), selection_kl_(std::move(selection_kl)) {}
+
+const std::vector<double>& SensitivityScans::layer_kl(const PatchSettings& patch) {
+  const auto key = std::make_tuple(patch.projection, patch.block_size, patch.damping, patch.spectra);
+  auto found = scans_.find(key);
+  if (found == scans_.end()) {
+    std::vector<double> kl;
+    for (int l = 0; l < num_layers_; ++l) kl.push_back(selection_kl_(with_layers(patch, {l})));
+    found = scans_.emplace(key, std::move(kl)).first;
   }
-  return chosen_layers(greedy_from_scan(evaluator, patch, kl_budget, layer_kl, rank_by_sensitivity(layer_kl)));
+  return found->second;
+}
+
+std::vector<int> SensitivityScans::layers_for(const GridRow& row) {
+  if (row.least_sensitive_budget) {
+    const std::vector<double>& kl = layer_kl(row.settings);
+    return chosen_layers(
+        greedy_from_scan(selection_kl_, row.settings, *row.least_sensitive_budget, kl, rank_by_sensitivity(kl)));
+  }
+  if (row.least_sensitive_count) {
+    if (*row.least_sensitive_count == num_layers_) return parse_layers("all", num_layers_);  // whatever the ranking
+    PatchSettings ranking = row.settings;
+    ranking.projection = row.ranked_by;
+    return least_sensitive_layers(rank_by_sensitivity(layer_kl(ranking)), *row.least_sensitive_count);
+  }
+  return row.settings.layers;
 }
 
 SensitivityStudy run_sensitivity(Evaluator& evaluator, const PatchSettings& patch, double kl_budget,
@@ -109,7 +139,8 @@ SensitivityStudy run_sensitivity(Evaluator& evaluator, const PatchSettings& patc
   }
   study.ranking = rank_by_sensitivity(study.layer_selection_kl);
   stage("greedy");
-  study.steps = greedy_from_scan(evaluator, patch, kl_budget, study.layer_selection_kl, study.ranking);
+  study.steps = greedy_from_scan([&](const PatchSettings& settings) { return evaluator.selection_kl(settings); },
+                                 patch, kl_budget, study.layer_selection_kl, study.ranking);
   const std::vector<int> chosen = chosen_layers(study.steps);
   stage("chosen configuration");
   study.chosen = evaluator.evaluate(chosen_name(chosen, kl_budget), with_layers(patch, chosen));

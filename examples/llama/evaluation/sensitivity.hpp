@@ -11,7 +11,9 @@
 
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "evaluation.hpp"
@@ -53,8 +55,32 @@ struct SensitivityStudy {
 SensitivityStudy run_sensitivity(Evaluator& evaluator, const PatchSettings& patch, double kl_budget,
                                  const std::function<void(const std::string&)>& stage);
 
-/// The greedy choice alone, from selection KLs only (what a sweep row "least-sensitive:BUDGET" runs).
-std::vector<int> choose_least_sensitive(Evaluator& evaluator, const PatchSettings& patch, double kl_budget);
+/// The first `count` layers of `ranking`, sorted. Throws llama::error unless 1 <= count <= ranking.size().
+std::vector<int> least_sensitive_layers(const std::vector<int>& ranking, int count);
+
+struct GridRow;
+
+/// The sweep's layer choice from selection KLs only: per-layer scans, each measured once per
+/// projection, block size, damping and spectra (a scan patches and measures every layer) and shared
+/// by the rows that need it.
+class SensitivityScans {
+ public:
+  using SelectionKl = std::function<double(const PatchSettings&)>;  // Evaluator::selection_kl
+  SensitivityScans(int num_layers, SelectionKl selection_kl);
+
+  /// Each layer patched alone with `patch` (its layers unused): the selection KLs in layer order.
+  const std::vector<double>& layer_kl(const PatchSettings& patch);
+
+  /// The layers `row` patches: its own, the greedy choice of "least-sensitive:BUDGET", or the first
+  /// K of the ranking of "least-sensitive-layers:K[:PROJECTION]" (the scan of PROJECTION at the
+  /// row's block size, damping and spectra; no scan when K is the layer count).
+  std::vector<int> layers_for(const GridRow& row);
+
+ private:
+  int num_layers_;
+  SelectionKl selection_kl_;
+  std::map<std::tuple<Projection, int, double, fftmat::SpectrumPrecision>, std::vector<double>> scans_;
+};
 
 /// sensitivity.md, sensitivity.csv (one line per layer) and sensitivity.json (everything,
 /// scripts/plot_evaluation.py draws sensitivity.png from it), written as one set.
