@@ -39,4 +39,13 @@ void LowRankLinear::forward(const float* x, float* y, int T) const {
   matrix_.apply(X, Y);
 }
 
+BlockCirculantPlusLowRankLinear::BlockCirculantPlusLowRankLinear(fftmat::BlockCirculantPlusLowRank<float> matrix)
+    : matrix_(std::move(matrix)) {}
+
+void BlockCirculantPlusLowRankLinear::forward(const float* x, float* y, int T) const {
+  const Eigen::Map<const Eigen::MatrixXf> X(x, in(), T);
+  Eigen::Map<Eigen::MatrixXf> Y(y, out(), T);
+  matrix_.apply(X, Y);
+}
+
 }  // namespace llama
