@@ -476,7 +476,7 @@ void check_patch_settings(const PatchSettings& s, const LlamaConfig& config) {
     return;
   }
   if (s.projection == Projection::bc_low_rank_sequential) {
-    try {
+    try {  // down's hidden x intermediate split is gate's and up's transposed: one check covers all three
       fftmat::split_block_budget(config.intermediate_size, config.hidden_size, s.block_size);
     } catch (const fftmat::invalid_argument& e) {
       throw error(concat("projection '", projection_name(s.projection), "' for the ", config.intermediate_size, "x",
