@@ -207,7 +207,9 @@ std::vector<CLI::Option*> add_patch_options(CLI::App& command, PatchOptions& o) 
                          "activations), sequential (layer by layer on the patched student's inputs), lowrank and "
                          "lowrank-sequential (the low-rank baseline with as many parameters as block size --block: "
                          "rank floor(mn / (b (m + n)))), scaled-sequential (sequential, each projection C diag(s_in) "
-                         "with the input scale fitted), zero (MLP removed)")
+                         "with the input scale fitted), bc-lowrank-sequential (sequential, each projection C + U V with "
+                         "the budget of --block shared: C of block size 2b, U V the rank that fits in the other half, "
+                         "fitted jointly), zero (MLP removed)")
           ->capture_default_str(),
       command.add_option("--damping", o.damping, "calibration damping, relative to trace(G_f)/q per frequency bin (low-rank: trace(G)/n)")
           ->capture_default_str(),

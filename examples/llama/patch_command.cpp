@@ -38,7 +38,7 @@ void run_patch(const PatchCommandOptions& o) {
 
   std::vector<std::vector<int>> calibration;
   std::string calibration_description;
-  if (settings.projection != Projection::frobenius) {  // every other saved projection is fitted to activations
+  if (needs_calibration(settings.projection)) {
     check(o.max_len >= 2 && o.max_len <= config.max_position_embeddings, "--max-len ", o.max_len,
           " must be between 2 and the model's max_position_embeddings ", config.max_position_embeddings);
     calibration = prompt_tokens(TokenInput(o.model, o.ids_input, config), o.calibration, o.max_len);

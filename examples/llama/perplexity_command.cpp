@@ -64,7 +64,7 @@ void run_perplexity(const PerplexityOptions& o) {
   Model student = patch_in_memory ? Model(checkpoint) : load_model(o.student);
   if (patch_in_memory) {
     std::vector<std::vector<int>> calibration;
-    if (patch.projection == Projection::calibrated || patch.projection == Projection::sequential) {
+    if (needs_calibration(patch.projection)) {
       calibration = input.lines(o.calibration);
       for (auto& prompt : calibration) prompt.resize(std::min(prompt.size(), std::size_t(o.ctx)));
     }

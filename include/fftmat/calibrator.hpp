@@ -176,6 +176,21 @@ class Calibrator {
     return std::max(0.0, total / double(block_size_));
   }
 
+  /// The ridge term that fit(damping) minimises beside loss(A): sum_f w_f lambda_f ||C^_f||_F^2 / b
+  /// over the half spectrum (w_f as in loss), lambda_f = damping * trace(G_f) / q. loss(A) +
+  /// penalty(A, damping) is the objective that fit(damping) minimises exactly.
+  double penalty(const BlockCirculant<Scalar>& A, double damping) const {
+    detail::require(A.rows() == rows_ && A.cols() == cols_ && A.block_size() == block_size_,
+                    "penalty() of a ", A.rows(), "x", A.cols(), " (block ", A.block_size(),
+                    ") matrix on statistics for ", rows_, "x", cols_, " (block ", block_size_, ")");
+    detail::require(std::isfinite(damping) && damping >= 0, "damping must be finite and >= 0, got ", damping);
+    const double q = double(in_fft_.blocks());
+    double total = 0;
+    for (Index f = 0; f < bins(); ++f)
+      total += bin_weight(f) * damping * gram_[f].diagonal().real().sum() / q * A.block_dfts(f).squaredNorm();
+    return total / double(block_size_);
+  }
+
   /// sum_s ||y_s||^2: loss(A) / target_energy() is the relative squared error.
   double target_energy() const {
     double total = 0;

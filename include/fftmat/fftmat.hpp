@@ -5,6 +5,7 @@
 
 #include "block_circulant.hpp"  // IWYU pragma: export
 #include "block_circulant_layout.hpp"  // IWYU pragma: export
+#include "block_circulant_plus_low_rank.hpp"  // IWYU pragma: export
 #include "calibrator.hpp"       // IWYU pragma: export
 #include "circulant.hpp"        // IWYU pragma: export
 #include "error.hpp"            // IWYU pragma: export

@@ -98,13 +98,13 @@ struct ScaledFit {
 
 namespace detail {
 
-/// Throws invalid_argument naming the first non-finite entry of the samples `values`.
+/// Throws invalid_argument naming the fit `function` and the first non-finite entry of the samples `values`.
 template <class Matrix>
-void require_all_finite(const Matrix& values, const char* what) {
+void require_all_finite(const Matrix& values, const char* function, const char* what) {
   if (values.allFinite()) return;
   for (Eigen::Index s = 0; s < values.cols(); ++s)
     for (Eigen::Index k = 0; k < values.rows(); ++k)
-      require(std::isfinite(values(k, s)), "fit_scaled: ", what, " ", k, " of sample ", s, " is not finite: ",
+      require(std::isfinite(values(k, s)), function, ": ", what, " ", k, " of sample ", s, " is not finite: ",
               values(k, s));
 }
 
@@ -152,8 +152,8 @@ ScaledFit<Scalar> fit_scaled(const typename BlockCirculant<Scalar>::ConstMatrixR
                   "damping must be finite and >= 0, got ", options.damping);
   const Index m = Y.rows(), n = X.rows();
   BlockCirculant<Scalar>::validate_shape(m, n, block_size);
-  detail::require_all_finite(X, "input");
-  detail::require_all_finite(Y, "target");
+  detail::require_all_finite(X, "fit_scaled", "input");
+  detail::require_all_finite(Y, "fit_scaled", "target");
 
   // The statistics every scale step and every loss needs, in double.
   const Eigen::MatrixXd Xd = X.template cast<double>(), Yd = Y.template cast<double>();

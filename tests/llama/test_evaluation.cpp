@@ -211,3 +211,39 @@ TEST_CASE("scaled-sequential: parsed by name, needs calibration prompts, beats t
   MESSAGE("mean last-token KL on the calibration prompts: frobenius ", kl_frobenius, ", scaled-sequential ", kl_scaled);
   CHECK(kl_scaled < 0.5 * kl_frobenius);
 }
+
+TEST_CASE("bc-lowrank-sequential: parsed by name, its budget split checked, C + U V bytes, beats Frobenius") {
+  CHECK(parse_projection("bc-lowrank-sequential") == Projection::bc_low_rank_sequential);
+  CHECK(std::string(projection_name(Projection::bc_low_rank_sequential)) == "bc-lowrank-sequential");
+  auto checkpoint = std::make_shared<const Checkpoint>(llama_test::reference_dir("gqa_f32"));
+  Model teacher(checkpoint), frobenius(checkpoint), joint(checkpoint);
+  const std::vector<std::vector<int>> prompts = {{1, 5, 9, 13, 40, 2, 7, 7}, {1, 100, 3, 250, 17, 18, 19},
+                                                 {1, 42, 43, 44, 45, 46, 47, 48, 49, 50}};
+  const auto quiet = [](const std::string&) {};
+  PatchSettings s;
+  s.layers = {0, 1};
+  s.projection = Projection::bc_low_rank_sequential;
+  s.block_size = 32;  // C would need block size 64, which does not divide the 160 intermediate channels
+  CHECK(error_of([&] { patch_model(joint, teacher, s, prompts, quiet); }) ==
+        "projection 'bc-lowrank-sequential' for the 160x64 MLP projections: the budget of block size 32 cannot be "
+        "split: its block-circulant half has block size 64, which does not divide rows 160");
+  s.block_size = 16;
+  s.projection = Projection::frobenius;
+  patch_model(frobenius, teacher, s, {}, quiet);
+  s.projection = Projection::bc_low_rank_sequential;
+  CHECK(error_of([&] { patch_model(joint, teacher, s, {}, quiet); }) ==
+        "projection 'bc-lowrank-sequential' needs calibration prompts");
+  patch_model(joint, teacher, s, prompts, quiet);
+  CHECK(joint.layers[1].mlp.gate->block_circulant() == nullptr);  // the low-rank term needs its own input
+  // C of block size 32 (5 x 2 blocks, 17 bins, unpacked: fewer than 8 block rows) and rank
+  // floor(160 * 64 / (32 * 224)) = 1.
+  CHECK(joint.layers[1].mlp.gate->parameter_bytes() ==
+        (17 * (160 / 32) * (64 / 32)) * sizeof(std::complex<float>) + 1 * (160 + 64) * sizeof(float));
+  CHECK(joint.layers[1].mlp.down->parameter_bytes() ==
+        (17 * (64 / 32) * (160 / 32)) * sizeof(std::complex<float>) + 1 * (160 + 64) * sizeof(float));
+  const double kl_frobenius = mean_last_kl(teacher, frobenius, prompts);
+  const double kl_joint = mean_last_kl(teacher, joint, prompts);
+  MESSAGE("mean last-token KL on the calibration prompts: frobenius ", kl_frobenius, ", bc-lowrank-sequential ",
+          kl_joint);
+  CHECK(kl_joint < 0.5 * kl_frobenius);
+}

@@ -48,6 +48,15 @@ void ScaledBlockCirculantLinear::forward(const float* x, float* y, int T) const 
   matrix_.apply(X, Y);
 }
 
+BlockCirculantPlusLowRankLinear::BlockCirculantPlusLowRankLinear(fftmat::BlockCirculantPlusLowRank<float> matrix)
+    : matrix_(std::move(matrix)) {}
+
+void BlockCirculantPlusLowRankLinear::forward(const float* x, float* y, int T) const {
+  const Eigen::Map<const Eigen::MatrixXf> X(x, in(), T);
+  Eigen::Map<Eigen::MatrixXf> Y(y, out(), T);
+  matrix_.apply(X, Y);
+}
+
 std::size_t ScaledBlockCirculantLinear::parameter_bytes() const {
   // What the product reads: the core's spectra as BlockCirculantLinear counts them (packed, and
   // bfloat16 where built so), and the two scales.

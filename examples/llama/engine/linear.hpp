@@ -1,14 +1,15 @@
 #pragma once
 // Every linear layer of the model goes through `Linear`, so any projection can be dense (weights in
 // the memory-mapped checkpoint), block-circulant (fftmat::BlockCirculant), scaled block-circulant
-// (fftmat::ScaledBlockCirculant) or low-rank (fftmat::LowRank) without the forward pass knowing
-// which.
+// (fftmat::ScaledBlockCirculant), low-rank (fftmat::LowRank) or block-circulant plus low-rank
+// (fftmat::BlockCirculantPlusLowRank) without the forward pass knowing which.
 //
 // Activations are row-major T x n: token t's vector is contiguous. That is the same memory as the
 // n x T column-major matrix of fftmat's convention (docs/design.md, Conventions).
 
 #include <Eigen/Core>
 #include <fftmat/block_circulant.hpp>
+#include <fftmat/block_circulant_plus_low_rank.hpp>
 #include <fftmat/low_rank.hpp>
 #include <fftmat/scaled_block_circulant.hpp>
 
@@ -91,12 +92,30 @@ class ScaledBlockCirculantLinear final : public Linear {
   void forward(const float* x, float* y, int T) const override;
   int in() const override { return static_cast<int>(matrix_.cols()); }
   int out() const override { return static_cast<int>(matrix_.rows()); }
-  /// The core's cached spectra and the two scale vectors.
+  /// The core's spectra as its product reads them plus the two scale vectors.
   std::size_t parameter_bytes() const override;
   const fftmat::ScaledBlockCirculant<float>& matrix() const { return matrix_; }
 
  private:
   fftmat::ScaledBlockCirculant<float> matrix_;
+};
+
+/// C x + U (V x): a block-circulant matrix plus a low-rank term. The MLP must not share gate's and
+/// up's input transform through block_circulant(): that would drop the low-rank term, so it stays null.
+class BlockCirculantPlusLowRankLinear final : public Linear {
+ public:
+  explicit BlockCirculantPlusLowRankLinear(fftmat::BlockCirculantPlusLowRank<float> matrix);
+  void forward(const float* x, float* y, int T) const override;
+  int in() const override { return static_cast<int>(matrix_.cols()); }
+  int out() const override { return static_cast<int>(matrix_.rows()); }
+  /// The core's spectra as its product reads them plus the two float factors.
+  std::size_t parameter_bytes() const override {
+    return matrix_.core().applied_spectrum_bytes() +
+           static_cast<std::size_t>(matrix_.residual().parameter_count()) * sizeof(float);
+  }
+
+ private:
+  fftmat::BlockCirculantPlusLowRank<float> matrix_;
 };
 
 }  // namespace llama

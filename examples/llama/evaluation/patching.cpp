@@ -1,5 +1,6 @@
 #include "patching.hpp"
 
+#include <fftmat/block_circulant_plus_low_rank.hpp>
 #include <fftmat/calibrator.hpp>
 #include <fftmat/low_rank.hpp>
 #include <fftmat/projection.hpp>
@@ -326,17 +327,45 @@ class ScaledFit final : public ProjectionFit {
   std::vector<Matrix> inputs_, targets_;
 };
 
+/// C + U V at the budget of block size b (fftmat::split_block_budget), fitted jointly by
+/// alternating least squares (fftmat::fit_block_circulant_plus_low_rank); C's products read the
+/// chosen spectra. Like ScaledFit it keeps the pairs until fit().
+class BcLowRankFit final : public ProjectionFit {
+ public:
+  BcLowRankFit(int out, int in, const PatchSettings& s)
+      : split_(fftmat::split_block_budget(out, in, s.block_size)), settings_(s) {}
+  void accumulate(const Matrix& input, const Matrix& target) override {
+    inputs_.push_back(input);
+    targets_.push_back(target);
+  }
+  std::unique_ptr<Linear> fit() const override {
+    fftmat::PlusLowRankFitOptions options;
+    options.damping = settings_.damping;
+    fftmat::BlockCirculantPlusLowRank<float> fit =
+        fftmat::fit_block_circulant_plus_low_rank<float>(concatenate(inputs_), concatenate(targets_),
+                                                         split_.block_size, split_.rank, options)
+            .matrix;
+    return std::make_unique<BlockCirculantPlusLowRankLinear>(fftmat::BlockCirculantPlusLowRank<float>(
+        with_spectra(fit.core(), settings_.spectra), fit.residual()));
+  }
+
+ private:
+  fftmat::BudgetSplit split_;
+  PatchSettings settings_;
+  std::vector<Matrix> inputs_, targets_;
+};
+
 }  // namespace
 
 Projection parse_projection(const std::string& name) {
   for (const Projection p : {Projection::dense, Projection::frobenius, Projection::calibrated, Projection::sequential,
                              Projection::low_rank, Projection::low_rank_sequential, Projection::scaled_sequential,
-                             Projection::zero}) {
+                             Projection::bc_low_rank_sequential, Projection::zero}) {
     if (name == projection_name(p)) return p;
   }
   throw error("unknown projection '" + name +
-              "' (choose dense, frobenius, calibrated, sequential, lowrank, lowrank-sequential, scaled-sequential "
-              "or zero)");
+              "' (choose dense, frobenius, calibrated, sequential, lowrank, lowrank-sequential, scaled-sequential, "
+              "bc-lowrank-sequential or zero)");
 }
 
 const char* projection_name(Projection projection) {
@@ -348,6 +377,7 @@ const char* projection_name(Projection projection) {
     case Projection::low_rank: return "lowrank";
     case Projection::low_rank_sequential: return "lowrank-sequential";
     case Projection::scaled_sequential: return "scaled-sequential";
+    case Projection::bc_low_rank_sequential: return "bc-lowrank-sequential";
     case Projection::zero: return "zero";
   }
   return "?";
@@ -423,6 +453,15 @@ void check_patch_settings(const PatchSettings& s, const LlamaConfig& config) {
           " parameters, fewer than one rank-1 term's ", config.intermediate_size + config.hidden_size);
     return;
   }
+  if (s.projection == Projection::bc_low_rank_sequential) {
+    try {  // down's hidden x intermediate split is gate's and up's transposed: one check covers all three
+      fftmat::split_block_budget(config.intermediate_size, config.hidden_size, s.block_size);
+    } catch (const fftmat::invalid_argument& e) {
+      throw error(concat("projection '", projection_name(s.projection), "' for the ", config.intermediate_size, "x",
+                         config.hidden_size, " MLP projections: ", e.what()));
+    }
+    return;
+  }
   check(config.hidden_size % s.block_size == 0, "block size ", s.block_size, " does not divide hidden_size ",
         config.hidden_size);
   check(config.intermediate_size % s.block_size == 0, "block size ", s.block_size,
@@ -433,13 +472,15 @@ bool is_low_rank(Projection projection) {
   return projection == Projection::low_rank || projection == Projection::low_rank_sequential;
 }
 
+bool needs_calibration(Projection projection) {
+  return projection != Projection::dense && projection != Projection::frobenius && projection != Projection::zero;
+}
+
 void patch_model(Model& student, Model& teacher, const PatchSettings& settings,
                  const std::vector<std::vector<int>>& calibration,
                  const std::function<void(const std::string&)>& progress) {
   check_patch_settings(settings, student.config());
-  const bool needs_data = settings.projection != Projection::dense && settings.projection != Projection::frobenius &&
-                          settings.projection != Projection::zero;
-  check(!needs_data || !calibration.empty(), "projection '", projection_name(settings.projection),
+  check(!needs_calibration(settings.projection) || !calibration.empty(), "projection '", projection_name(settings.projection),
         "' needs calibration prompts");
   switch (settings.projection) {
     case Projection::dense: return;
@@ -458,6 +499,10 @@ void patch_model(Model& student, Model& teacher, const PatchSettings& settings,
       return patch_sequential(
           student, teacher, settings.layers, calibration,
           [&](int, int) { return std::make_unique<ScaledFit>(settings); }, progress);
+    case Projection::bc_low_rank_sequential:
+      return patch_sequential(
+          student, teacher, settings.layers, calibration,
+          [&](int out, int in) { return std::make_unique<BcLowRankFit>(out, in, settings); }, progress);
     case Projection::zero:
       for (const int l : settings.layers) {
         Mlp& mlp = student.layers[l].mlp;

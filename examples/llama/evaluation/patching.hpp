@@ -15,6 +15,10 @@
 //               (fftmat::LowRankCalibrator)
 //   scaled-sequential  the same order and targets, each projection C diag(s_in): a per-channel
 //               input scale and C fitted by alternating least squares (fftmat::fit_scaled)
+//   bc-lowrank-sequential  the same order and targets, each projection C + U V at the budget of
+//               block size b: C of block size 2b (half the parameters) and the largest rank r whose
+//               factors fit in the other half, fitted jointly by alternating least squares
+//               (fftmat::fit_block_circulant_plus_low_rank)
 //   zero        the MLP removed (its output is zero): the reference that shows what a projection
 //               keeping ~1/b of the weights' energy amounts to
 //
@@ -30,14 +34,18 @@
 
 namespace llama {
 
-enum class Projection { dense, frobenius, calibrated, sequential, low_rank, low_rank_sequential, scaled_sequential, zero };
+enum class Projection { dense, frobenius, calibrated, sequential, low_rank, low_rank_sequential, scaled_sequential,
+                        bc_low_rank_sequential, zero };
 
 /// "dense" (nothing patched), "frobenius", "calibrated", "sequential", "lowrank", "lowrank-sequential",
-/// "scaled-sequential" or "zero".
+/// "scaled-sequential", "bc-lowrank-sequential" or "zero".
 Projection parse_projection(const std::string& name);
 const char* projection_name(Projection projection);
 /// lowrank or lowrank-sequential: block_size only sets the rank's budget.
 bool is_low_rank(Projection projection);
+/// Whether the projection is fitted to activations, so that patch_model needs calibration prompts
+/// (every one but dense, frobenius and zero).
+bool needs_calibration(Projection projection);
 
 /// "0", "0-3", "0,5,9", "0-3,8", "all", or "" / "none" for no layer; sorted, unique, each checked
 /// against the model's layer count.

@@ -24,6 +24,7 @@ std::string calibrated_column(Projection projection) {
     case Projection::low_rank: return "Yes (low-rank)";
     case Projection::low_rank_sequential: return "Yes (low-rank, sequential)";
     case Projection::scaled_sequential: return "Yes (scaled sequential)";
+    case Projection::bc_low_rank_sequential: return "Yes (block-circulant + low-rank, sequential)";
     case Projection::frobenius: return "No";
     default: return "-";
   }
