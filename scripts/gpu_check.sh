@@ -10,7 +10,7 @@
 #   scripts/gpu_check.sh run OUT_DIR [DEPS_DIR]     on the GPU machine: configures against DEPS_DIR alone,
 #                                                   builds only the CUDA targets, then runs the CUDA tests,
 #                                                   compute-sanitizer memcheck on a subset and racecheck on the
-#                                                   fused kernel, and a short benchmark filter
+#                                                   one-token kernel, and a short benchmark filter
 #
 # `run` writes into OUT_DIR: summary.txt (device, each step's status and seconds), build.log,
 # test_cuda.log, memcheck.log, racecheck.log, bench_cuda.log and bench_cuda.json. Every step has a
@@ -62,8 +62,8 @@ run_check() {
   local deps_dir=${2:-$ROOT/.gpu_deps}
   local build_dir=${BUILD_DIR:-$ROOT/build-gpu}
   local jobs=${JOBS:-$(nproc)}
-  local bench_rows='dense_fp16|block_circulant|block_circulant_graph|block_circulant_bf16|block_circulant_tf32'
-  local bench_filter=${BENCH_FILTER:-"^($bench_rows)/(11008x4096|4096x11008)/b64/T(1|256)/cold\$"}
+  local bench_rows='dense_fp16|block_circulant|block_circulant_graph|block_circulant_bf16|block_circulant_tf32|block_circulant_bf16gemm|block_circulant_gate_up'
+  local bench_filter=${BENCH_FILTER:-"^($bench_rows)/(11008x4096|4096x11008|11008x4096x2)/b64/T(1|256)/cold\$"}
   local failed=0 check_start=$SECONDS
   [[ -d $deps_dir/usr ]] || { echo "gpu_check: no $deps_dir/usr; run 'scripts/gpu_check.sh prepare' first" >&2; exit 1; }
   deps_dir=$(cd "$deps_dir" && pwd)
@@ -115,12 +115,12 @@ run_check() {
   : >"$out_dir/memcheck.log"
   step "memcheck (streams, graphs, chunks, circulants)" 60 "$out_dir/memcheck.log" \
     compute-sanitizer --tool memcheck --leak-check full --error-exitcode 1 "$bin/test_cuda" \
-    --test-case='*two streams*,*one stream*,*in-place*,*CUDA graph*,*T = 1 replays*,*small chunk*,*circulant matches*,*argument errors*' ||
+    --test-case='*two streams*,*one stream*,*in-place*,*CUDA graph*,*T = 1 replays*,*small chunk*,*circulant matches*,*argument errors*,*stacked rows*' ||
     failed=1
   : >"$out_dir/racecheck.log"
-  step "racecheck (fused kernel)" 30 "$out_dir/racecheck.log" \
-    compute-sanitizer --tool racecheck --racecheck-report all --error-exitcode 1 --kernel-name kns=fused_gemv_irdft \
-    "$bin/test_cuda" --test-case='*small chunk*,*shift matrix*' || failed=1
+  step "racecheck (one-token kernel)" 30 "$out_dir/racecheck.log" \
+    compute-sanitizer --tool racecheck --racecheck-report all --error-exitcode 1 --kernel-name kns=one_token_product \
+    "$bin/test_cuda" --test-case='*small chunk*,*shift matrix*,*in-place*' || failed=1
 
   : >"$out_dir/bench_cuda.log"
   step "bench_cuda" 60 "$out_dir/bench_cuda.log" "$bin/bench_cuda" --benchmark_filter="$bench_filter" \

@@ -26,8 +26,8 @@ BlockCirculant<Scalar> make(const Shape& s, const Eigen::VectorXd& params, Paddi
 
 Index padded_params(const Shape& s) { return ((s.m + s.b - 1) / s.b) * ((s.n + s.b - 1) / s.b) * s.b; }
 
-// bfloat16 keeps 8 significant bits: each stored spectrum value is off by at most 2^-9 relative,
-// so a product's relative error is of order 2^-9 / sqrt(3) ~ 1e-3 for random data. The lower
+// bfloat16 keeps 8 significant bits: each stored spectrum value is off by at most 2^-8 relative,
+// so a product's relative error is of order 2^-8 / sqrt(3) ~ 2e-3 for random data. The lower
 // bounds show that the rounded copy, not the full-precision spectra, was used.
 constexpr double kBfloat16Tolerance = 5e-3;
 constexpr double kBfloat16RoundingVisible = 1e-4;

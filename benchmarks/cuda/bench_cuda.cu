@@ -9,8 +9,9 @@
 // where each layer's weights are touched once. "warm" variants reuse one copy (L2-resident when it
 // fits). Block-circulant results carry counters with the dense fp16/fp32 times measured in the
 // same run and the speedups; "graph" variants replay the whole rotation captured in a CUDA graph,
-// "bf16" variants stream bfloat16 spectra at T = 1, "tf32" variants run the per-bin products of
-// T > 1 on TF32 tensor cores.
+// "bf16" variants stream bfloat16 spectra at T = 1, "tf32" and "bf16gemm" variants run the
+// per-bin products of T > 1 on TF32 or bfloat16 tensor cores, and "gate_up" variants stack two
+// 11008x4096 matrices (Llama's gate and up) into one GPU matrix, against one dense 22016x4096.
 //
 //   bench_cuda --benchmark_filter=11008x4096/b64 --benchmark_out=gpu.json --benchmark_out_format=json
 
@@ -24,6 +25,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <string>
@@ -219,20 +221,34 @@ void run_dense(benchmark::State& state, Index m, Index n, Index T, Precision pre
   state.counters["weight_bytes"] = static_cast<double>(m * n * (precision == Precision::fp16 ? 2 : 4));
 }
 
+/// `stacked` m x n matrices stacked by rows into one GPU matrix (1: a single matrix).
 void run_block_circulant(benchmark::State& state, Index m, Index n, Index b, Index T, bool cold, bool graph,
-                         fftmat::cuda::ProductPrecision precision, fftmat::SpectrumPrecision spectrum) {
+                         fftmat::cuda::ProductPrecision precision, fftmat::SpectrumPrecision spectrum,
+                         Index stacked = 1) {
   const Index p = m / b, q = n / b, bins = b / 2 + 1;
-  const std::size_t spectra_bytes = static_cast<std::size_t>(bins * p * q) * 8;
+  const std::size_t spectra_bytes = static_cast<std::size_t>(stacked * bins * p * q) * 8;
+  std::vector<fftmat::BlockCirculant<float>> parts;
+  parts.reserve(static_cast<std::size_t>(stacked));
+  std::vector<const fftmat::BlockCirculant<float>*> part_pointers;
   std::vector<float> params(static_cast<std::size_t>(m * n / b));
-  for (std::size_t k = 0; k < params.size(); ++k) params[k] = HashValue<float>{7u}(static_cast<unsigned>(k));
-  const Eigen::Map<const Eigen::VectorXf> parameters(params.data(), static_cast<Index>(params.size()));
-  const fftmat::BlockCirculant<float> A(m, n, b, parameters, fftmat::Padding::none, spectrum);
+  for (Index part = 0; part < stacked; ++part) {
+    for (std::size_t k = 0; k < params.size(); ++k) {
+      params[k] = HashValue<float>{7u + static_cast<unsigned>(part)}(static_cast<unsigned>(k));
+    }
+    const Eigen::Map<const Eigen::VectorXf> parameters(params.data(), static_cast<Index>(params.size()));
+    parts.emplace_back(m, n, b, parameters, fftmat::Padding::none, spectrum);
+  }
+  for (const auto& part : parts) part_pointers.push_back(&part);
   const Index copies = copies_for(spectra_bytes, cold, 256);
   std::vector<std::unique_ptr<fftmat::cuda::BlockCirculant<float>>> objects;
   for (Index c = 0; c < copies; ++c) {
-    objects.push_back(std::make_unique<fftmat::cuda::BlockCirculant<float>>(A, precision));
+    objects.push_back(stacked == 1 ? std::make_unique<fftmat::cuda::BlockCirculant<float>>(parts[0], precision)
+                                   : std::make_unique<fftmat::cuda::BlockCirculant<float>>(
+                                         std::initializer_list<const fftmat::BlockCirculant<float>*>{
+                                             part_pointers[0], part_pointers[1]},
+                                         precision));
   }
-  thrust::device_vector<float> X(static_cast<std::size_t>(n * T)), Y(static_cast<std::size_t>(m * T));
+  thrust::device_vector<float> X(static_cast<std::size_t>(n * T)), Y(static_cast<std::size_t>(stacked * m * T));
   fill(X, 5u);
   Stream stream;
   EventPair events;
@@ -262,8 +278,8 @@ void run_block_circulant(benchmark::State& state, Index m, Index n, Index b, Ind
     return seconds / static_cast<double>(reps);
   };
   for (auto _ : state) state.SetIterationTime(measure());
-  const double dense16 = dense_seconds(m, n, T, Precision::fp16, cold);
-  const double dense32 = dense_seconds(m, n, T, Precision::fp32, cold);
+  const double dense16 = dense_seconds(stacked * m, n, T, Precision::fp16, cold);
+  const double dense32 = dense_seconds(stacked * m, n, T, Precision::fp32, cold);
   // Own time for the counters: a fresh median of the same variant (the state's own time is only
   // known to the reporter).
   const double own = median_of_7(measure);
@@ -302,20 +318,29 @@ int main(int argc, char** argv) {
           using fftmat::SpectrumPrecision;
           using fftmat::cuda::ProductPrecision;
           // graph and bf16: T = 1 only (launch latency and the bytes streamed matter in decode);
-          // tf32: T > 1 only (it changes the per-bin products of the prefill path alone).
-          for (const auto& [prefix, graph, precision, spectrum] :
-               {std::make_tuple("block_circulant/", false, ProductPrecision::full, SpectrumPrecision::full),
-                std::make_tuple("block_circulant_graph/", true, ProductPrecision::full, SpectrumPrecision::full),
-                std::make_tuple("block_circulant_bf16/", false, ProductPrecision::full, SpectrumPrecision::bfloat16),
-                std::make_tuple("block_circulant_tf32/", false, ProductPrecision::tf32, SpectrumPrecision::full)}) {
+          // tf32 and bf16gemm: T > 1 only (they change the per-bin products of the prefill path
+          // alone); gate_up: the 11008x4096 shape, stacked twice.
+          for (const auto& [prefix, graph, precision, spectrum, stacked] :
+               {std::make_tuple("block_circulant/", false, ProductPrecision::full, SpectrumPrecision::full, 1),
+                std::make_tuple("block_circulant_graph/", true, ProductPrecision::full, SpectrumPrecision::full, 1),
+                std::make_tuple("block_circulant_bf16/", false, ProductPrecision::full, SpectrumPrecision::bfloat16, 1),
+                std::make_tuple("block_circulant_tf32/", false, ProductPrecision::tf32, SpectrumPrecision::full, 1),
+                std::make_tuple("block_circulant_bf16gemm/", false, ProductPrecision::bfloat16,
+                                SpectrumPrecision::full, 1),
+                std::make_tuple("block_circulant_gate_up/", false, ProductPrecision::full, SpectrumPrecision::full,
+                                2)}) {
             const bool decode_only = graph || spectrum == SpectrumPrecision::bfloat16;
-            if ((decode_only && T != 1) || (precision == ProductPrecision::tf32 && T == 1)) continue;
-            const std::string name = prefix + shape_name(s.m, s.n) + "/b" + std::to_string(b) + suffix;
+            if ((decode_only && T != 1) || (precision != ProductPrecision::full && T == 1)) continue;
+            if (stacked > 1 && (s.m != 11008 || s.n != 4096)) continue;
+            const std::string name = prefix + shape_name(s.m, s.n) + (stacked > 1 ? "x2" : "") + "/b" +
+                                     std::to_string(b) + suffix;
             const bool with_graph = graph;
             const ProductPrecision product_precision = precision;
             const SpectrumPrecision spectrum_precision = spectrum;
+            const Index parts = stacked;
             benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& state) {
-              run_block_circulant(state, s.m, s.n, b, T, cold, with_graph, product_precision, spectrum_precision);
+              run_block_circulant(state, s.m, s.n, b, T, cold, with_graph, product_precision, spectrum_precision,
+                                  parts);
             })->UseManualTime()->Unit(benchmark::kMicrosecond);
           }
         }

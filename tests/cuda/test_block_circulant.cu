@@ -13,8 +13,8 @@ using fftmat::test::Shape;
 
 namespace {
 
-// The shapes of the CPU tests, then the largest fused block (512) and blocks above it (unfused
-// one-token pieces: per-bin GEMV kernel + cuFFT C2R).
+// The shapes of the CPU tests, then the largest block of the one-launch one-token kernel (512)
+// and blocks above it (one-token pieces through cuFFT and the per-bin GEMV kernel).
 const std::vector<Shape> kShapes = [] {
   std::vector<Shape> shapes = fftmat::test::kCommonShapes;
   shapes.insert(shapes.end(), {{640, 256, 64}, {256, 640, 64}, {1024, 512, 128}, {512, 1536, 256}, {1024, 1024, 512},
@@ -92,8 +92,55 @@ TEST_CASE("TF32 per-bin products stay within TF32's accuracy of the dense refere
   }
 }
 
+TEST_CASE("bfloat16 per-bin products stay within bfloat16's accuracy of the dense reference") {
+  // Both operands rounded to 8 significant bits (unit roundoff 2^-8 each, independent between
+  // terms): the relative error stays of the order of sqrt(2) * 2^-8 ~ 6e-3; 2e-2 leaves room, and
+  // an error above 5e-4 shows the reduced precision is in use (full precision gives about 1e-6).
+  for (const Shape& s : {Shape{640, 256, 64}, Shape{4096, 11008, 64}}) {
+    const test::RandomMatrix<float> M(s.m, s.n, s.b, 38);
+    const fftmat::cuda::BlockCirculant<float> dA(M.cpu, fftmat::cuda::ProductPrecision::bfloat16);
+    for (Index T : {Index(2), Index(256)}) {
+      CAPTURE(s.m);
+      CAPTURE(T);
+      const test::Matrix<float> X = test::activations<float>(s.n, T, 39);
+      thrust::device_vector<float> dX = test::upload(X), dY;
+      dA.apply(dX, dY, T);
+      const double error = test::sampled_error(test::download(dY, s.m, T), M.dense, X);
+      CHECK(error < 2e-2);
+      CHECK(error > 5e-4);
+    }
+  }
+}
+
+TEST_CASE("stacked rows: one GPU matrix of gate and up gives both products") {
+  // Llama-2-7B's gate and up (11008 x 4096 each, b = 64) and a small pair; T = 1 is the one-launch
+  // kernel, 3 adds a two-token piece, 300 is chunked.
+  for (const Shape& s : {Shape{640, 256, 64}, Shape{11008, 4096, 64}}) {
+    const test::RandomMatrix<float> gate(s.m, s.n, s.b, 40), up(s.m, s.n, s.b, 41);
+    const fftmat::cuda::BlockCirculant<float> gate_up({&gate.cpu, &up.cpu});
+    CHECK(gate_up.rows() == 2 * s.m);
+    CHECK(gate_up.cols() == s.n);
+    Eigen::MatrixXd dense(2 * s.m, s.n);
+    dense << gate.dense, up.dense;
+    for (Index T : {Index(1), Index(3), Index(300)}) {
+      CAPTURE(s.m);
+      CAPTURE(T);
+      const test::Matrix<float> X = test::activations<float>(s.n, T, 42);
+      thrust::device_vector<float> dX = test::upload(X), dY;
+      gate_up.apply(dX, dY, T);
+      CHECK(test::sampled_error(test::download(dY, 2 * s.m, T), dense, X) < test::tolerance<float>());
+      // The transpose of the stack: gate^T x_1 + up^T x_2.
+      const test::Matrix<float> Xt = test::activations<float>(2 * s.m, T, 43);
+      thrust::device_vector<float> dXt = test::upload(Xt), dYt;
+      gate_up.apply_transpose(dXt, dYt, T);
+      CHECK(test::sampled_error(test::download(dYt, s.n, T), Eigen::MatrixXd(dense.transpose()), Xt) <
+            test::tolerance<float>());
+    }
+  }
+}
+
 TEST_CASE("bfloat16 spectra: one-token products match the dense reference to bfloat16 accuracy") {
-  // Each stored spectrum value is off by at most 2^-9 relative (8 significant bits), the errors of
+  // Each stored spectrum value is off by at most 2^-8 relative (8 significant bits), the errors of
   // different terms are independent: the relative error of a product stays well below 5e-3, the
   // CPU tests' bound, and the rounding must be visible (above 1e-4) for the copy to be in use.
   for (const Shape& s : {Shape{640, 256, 64}, Shape{4096, 11008, 64}}) {

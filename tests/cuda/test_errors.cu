@@ -27,10 +27,29 @@ TEST_CASE("a chunk that is not a power of two in [1, 65536] is rejected, naming 
   CHECK(fftmat::cuda::chunk_tokens() == 256);  // unchanged by the rejected values
 }
 
-TEST_CASE("TF32 products are refused for double matrices, before anything is uploaded") {
+TEST_CASE("TF32 and bfloat16 products are refused for double matrices, before anything is uploaded") {
   const test::RandomMatrix<double> M(64, 32, 16, 23);
   CHECK_THROWS_WITH_AS(fftmat::cuda::BlockCirculant<double>(M.cpu, fftmat::cuda::ProductPrecision::tf32),
                        doctest::Contains("tf32"), fftmat::invalid_argument);
+  CHECK_THROWS_WITH_AS(fftmat::cuda::BlockCirculant<double>(M.cpu, fftmat::cuda::ProductPrecision::bfloat16),
+                       doctest::Contains("bfloat16"), fftmat::invalid_argument);
+}
+
+TEST_CASE("stacking refuses matrices that do not share columns, block size and spectrum precision") {
+  const test::RandomMatrix<float> A(64, 32, 16, 24), wider(64, 48, 16, 25), other_block(64, 32, 8, 26);
+  const test::Vector<float> params = fftmat::test::gaussian_vector(64 * 32 / 16, 27).cast<float>();
+  const fftmat::BlockCirculant<float> rounded(64, 32, 16, params, fftmat::Padding::none,
+                                              fftmat::SpectrumPrecision::bfloat16);
+  using GpuMatrix = fftmat::cuda::BlockCirculant<float>;
+  CHECK_THROWS_WITH_AS(GpuMatrix({&A.cpu, &wider.cpu}), doctest::Contains("64x48 with b = 16"),
+                       fftmat::invalid_argument);
+  CHECK_THROWS_WITH_AS(GpuMatrix({&A.cpu, &other_block.cpu}), doctest::Contains("64x32 with b = 8"),
+                       fftmat::invalid_argument);
+  CHECK_THROWS_WITH_AS(GpuMatrix({&A.cpu, &rounded}), doctest::Contains("spectrum precision"),
+                       fftmat::invalid_argument);
+  CHECK_THROWS_WITH_AS(GpuMatrix({&A.cpu, nullptr}), doctest::Contains("null matrix"), fftmat::invalid_argument);
+  CHECK_THROWS_WITH_AS(GpuMatrix(std::initializer_list<const fftmat::BlockCirculant<float>*>{}),
+                       doctest::Contains("no matrices"), fftmat::invalid_argument);
 }
 
 TEST_CASE("zero-padded matrices are rejected on the GPU with a clear message") {

@@ -2,17 +2,19 @@
 // fftmat::cuda::BlockCirculant: the GPU counterpart of fftmat::BlockCirculant (nvcc only).
 //
 // A product Y = A X (X: n x T column-major on the device, Y: m x T) runs on the caller's stream,
-// in pieces of power-of-two token counts (stream_context.hpp), each piece of t tokens as
+// in pieces of power-of-two token counts (stream_context.hpp). A piece of t > 1 tokens is
 //   1. cuFFT R2C of the q*t input blocks straight into the frequency-major layout
 //      (layout.hpp): bin f of block (s, j) at f*q*t + s*q + j, so bin f's q x t matrix X_f is
 //      contiguous and column-major;
-//   2. t > 1: one cublasGemmStridedBatchedEx over the b/2+1 bins, Y_f = C_f X_f (layout.hpp);
-//      the transpose multiplies by C_f^H, through a conjugated copy of the spectra made on the
-//      first transposed product with t > 1;
+//   2. one cublasGemmStridedBatchedEx over the b/2+1 bins, Y_f = C_f X_f (layout.hpp); the
+//      transpose multiplies by C_f^H, through a conjugated copy of the spectra made on the first
+//      transposed product with t > 1;
 //   3. cuFFT C2R of the p*t output blocks from the frequency-major layout straight into Y.
-// A piece of one token (decode) uses the custom kernels of kernels.cuh instead of cuBLAS: for
-// b <= 512 the GEMV and the inverse transform are fused, so the whole product is two launches;
-// with SpectrumPrecision::bfloat16 (float) they read a bfloat16 copy of the spectra.
+// A piece of one token (decode) is one launch of one_token_product (kernels.cuh), which does the
+// DFTs itself and spreads over enough thread blocks to fill the GPU; with
+// SpectrumPrecision::bfloat16 (float) it reads a bfloat16 copy of the spectra. Shapes its plan
+// does not fit (b > 512, or too many input blocks for shared memory) take cuFFT, a per-bin GEMV
+// kernel and cuFFT.
 //
 // Workspace, plans and cuBLAS handles belong to the stream, not to the matrix, and are shared by
 // every matrix used on it (stream_context.hpp). A call allocates only what its stream does not
@@ -23,6 +25,10 @@
 // Concurrency: one object may be called from several host threads and streams at once. The
 // matrix itself is read-only on the device (the spectra); what a call writes lives in its
 // stream's workspace, whose lock serialises the enqueueing of calls on the same stream.
+//
+// Stacking: a matrix may be built from several CPU matrices with the same columns and block
+// size, stacked by rows -- Llama's gate and up projections as one 2*11008 x 4096 matrix, so the
+// input is transformed once for both and both run in one launch.
 //
 // Zero-padded matrices (fftmat::Padding::zero) are rejected: every block is exactly b long here.
 
@@ -37,6 +43,9 @@
 #include <climits>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <initializer_list>
 #include <memory>
 #include <mutex>
 #include <new>
@@ -62,6 +71,10 @@ enum class ProductPrecision {
   /// spectra and activation spectra enter the products with 10 mantissa bits (unit roundoff
   /// 2^-11), so the relative error is of the order of 1e-3 instead of 1e-6.
   tf32,
+  /// float only: bfloat16 tensor cores with fp32 accumulation (CUBLAS_COMPUTE_32F_FAST_16BF): the
+  /// operands enter with 7 stored mantissa bits (unit roundoff 2^-8), so the relative error is of
+  /// the order of 1e-2 -- for trying accuracy against speed, not a default.
+  bfloat16,
 };
 
 namespace detail {
@@ -76,44 +89,89 @@ class Engine {
   using Complex = typename Types<Scalar>::Complex;
   using Index = std::ptrdiff_t;
 
-  Engine(const fftmat::BlockCirculant<Scalar>& A, ProductPrecision precision)
-      : rows_(A.rows()), cols_(A.cols()), b_(A.block_size()), p_(A.block_rows()), q_(A.block_cols()), bins_(A.bins()) {
+  /// The rows of `parts`, stacked in order (one part: that matrix).
+  Engine(const std::vector<const fftmat::BlockCirculant<Scalar>*>& parts, ProductPrecision precision) {
+    fftmat::detail::require(!parts.empty(), "fftmat::cuda::BlockCirculant: no matrices to stack");
+    for (const auto* part : parts) {
+      fftmat::detail::require(part != nullptr, "fftmat::cuda::BlockCirculant: null matrix among the parts");
+    }
+    const fftmat::BlockCirculant<Scalar>& first = *parts.front();
+    cols_ = first.cols();
+    b_ = first.block_size();
+    q_ = first.block_cols();
+    bins_ = first.bins();
+    for (const auto* part : parts) {
+      const Index rows = part->rows(), cols = part->cols();
+      fftmat::detail::require(cols == cols_ && part->block_size() == b_, "fftmat::cuda::BlockCirculant: stacked ",
+                              "matrices need the same columns and block size: ", rows, "x", cols, " with b = ",
+                              part->block_size(), " after ", first.rows(), "x", cols_, " with b = ", b_);
+      fftmat::detail::require(part->padding() == fftmat::Padding::none || (rows % b_ == 0 && cols % b_ == 0),
+                              "fftmat::cuda::BlockCirculant does not support zero-padded matrices: block size ", b_,
+                              " does not divide the ", rows, "x", cols, " matrix");
+      fftmat::detail::require(part->spectrum_precision() == first.spectrum_precision(),
+                              "fftmat::cuda::BlockCirculant: stacked matrices need the same spectrum precision");
+      rows_ += rows;
+      p_ += part->block_rows();
+    }
     fftmat::detail::require(precision == ProductPrecision::full || std::is_same_v<Scalar, float>,
-                            "fftmat::cuda::BlockCirculant<double>: ProductPrecision::tf32 is for float matrices");
-    compute_ = precision == ProductPrecision::tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : Types<Scalar>::compute;
-    fftmat::detail::require(A.padding() == fftmat::Padding::none || (rows_ % b_ == 0 && cols_ % b_ == 0),
-                            "fftmat::cuda::BlockCirculant does not support zero-padded matrices: block size ", b_,
-                            " does not divide the ", rows_, "x", cols_, " matrix");
+                            "fftmat::cuda::BlockCirculant<double>: ProductPrecision::tf32 and ::bfloat16 are for float ",
+                            "matrices");
+    compute_ = precision == ProductPrecision::tf32       ? CUBLAS_COMPUTE_32F_FAST_TF32
+               : precision == ProductPrecision::bfloat16 ? CUBLAS_COMPUTE_32F_FAST_16BF
+                                                         : Types<Scalar>::compute;
     fftmat::detail::require(b_ <= INT_MAX && p_ <= INT_MAX && q_ <= INT_MAX && bins_ * p_ * q_ <= INT_MAX,
                             "a ", rows_, "x", cols_, " matrix with block size ", b_,
                             " is too large for the GPU backend");
     device_ = current_device();
-    fused_ = b_ <= kFusedMaxBlock;
 
+    // The spectra, bin f a row-major p x q matrix: each part's p_k rows of bin f in turn.
     const std::size_t count = static_cast<std::size_t>(bins_ * p_ * q_);
-    DeviceBuffer<Complex> spectra(count), twiddles(fused_ ? static_cast<std::size_t>(b_) : 0);
+    std::vector<Complex> stacked;
+    const Complex* host_spectra = reinterpret_cast<const Complex*>(first.spectra());
+    if (parts.size() > 1) {
+      stacked.resize(count);
+      for (Index f = 0; f < bins_; ++f) {
+        Index row = 0;
+        for (const auto* part : parts) {
+          const Index rows = part->block_rows();
+          std::memcpy(stacked.data() + (f * p_ + row) * q_, part->spectra() + f * rows * q_,
+                      static_cast<std::size_t>(rows * q_) * sizeof(Complex));
+          row += rows;
+        }
+      }
+      host_spectra = stacked.data();
+    }
     // SpectrumPrecision::bfloat16 (float matrices): one-token products A x stream a bfloat16 copy
     // of the spectra, half the bytes, as on the CPU; everything else keeps full precision.
     const bool bfloat16 =
-        std::is_same_v<Scalar, float> && A.spectrum_precision() == fftmat::SpectrumPrecision::bfloat16;
-    DeviceBuffer<__nv_bfloat162> bfloat16_spectra(bfloat16 ? count : 0);
-    std::vector<__nv_bfloat162> rounded(bfloat16_spectra.size());
+        std::is_same_v<Scalar, float> && first.spectrum_precision() == fftmat::SpectrumPrecision::bfloat16;
+    std::vector<__nv_bfloat162> rounded(bfloat16 ? count : 0);
     for (std::size_t k = 0; k < rounded.size(); ++k) {
-      rounded[k] = __floats2bfloat162_rn(static_cast<float>(A.spectra()[k].real()),
-                                         static_cast<float>(A.spectra()[k].imag()));
+      rounded[k] = __floats2bfloat162_rn(static_cast<float>(host_spectra[k].x), static_cast<float>(host_spectra[k].y));
     }
-    // cos/sin of 2 pi m / b in double, rounded once: the fused inverse DFT is then as accurate as
-    // an FFT of the same length.
-    std::vector<Complex> table(twiddles.size());
+
+    // One-token plans, sized to give every SM two thread blocks.
+    int sms = 0;
+    FFTMAT_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device_));
+    const int b = static_cast<int>(b_), p = static_cast<int>(p_), q = static_cast<int>(q_);
+    const std::size_t normal_entry = bfloat16 ? sizeof(__nv_bfloat162) : sizeof(Complex);
+    one_token_[0] = one_token_plan(b, q, p, /*stage_spectra=*/true, sizeof(Complex), normal_entry, 2 * sms);
+    one_token_[1] = one_token_plan(b, p, q, /*stage_spectra=*/false, sizeof(Complex), sizeof(Complex), 2 * sms);
+
+    // cos/sin of 2 pi m / b in double, rounded once: the kernel's direct DFTs are then as
+    // accurate as an FFT of the same length.
+    std::vector<Complex> table(one_token_[0].usable() || one_token_[1].usable() ? static_cast<std::size_t>(b_) : 0);
     const double pi = 3.14159265358979323846;
     for (std::size_t m = 0; m < table.size(); ++m) {
       const double angle = 2.0 * pi * static_cast<double>(m) / static_cast<double>(b_);
       table[m].x = static_cast<Scalar>(std::cos(angle));
       table[m].y = static_cast<Scalar>(std::sin(angle));
     }
+    DeviceBuffer<Complex> spectra(count), twiddles(table.size());
+    DeviceBuffer<__nv_bfloat162> bfloat16_spectra(rounded.size());
     // A stream of its own: the upload neither waits for nor stalls the caller's streams.
     Stream upload;
-    FFTMAT_CUDA_CHECK(cudaMemcpyAsync(spectra.data(), A.spectra(), count * sizeof(Complex), cudaMemcpyHostToDevice,
+    FFTMAT_CUDA_CHECK(cudaMemcpyAsync(spectra.data(), host_spectra, count * sizeof(Complex), cudaMemcpyHostToDevice,
                                       upload.get()));
     if (!table.empty()) {
       FFTMAT_CUDA_CHECK(cudaMemcpyAsync(twiddles.data(), table.data(), table.size() * sizeof(Complex),
@@ -162,7 +220,7 @@ class Engine {
     const Complex* conjugate = op == Op::adjoint && T > 1 ? conjugate_spectra(capturing, name) : nullptr;
 
     std::lock_guard<std::mutex> lock(context->mutex());
-    reserve(*context, T, chunk, op, capturing, name);  // everything first: nothing is queued if it throws
+    reserve(*context, T, chunk, op, stream, capturing, name);  // everything first: nothing is queued if it throws
     const Index in_dim = op == Op::normal ? cols_ : rows_, out_dim = op == Op::normal ? rows_ : cols_;
     for (Index done = 0; done < T;) {
       const Index piece = next_piece(T - done, chunk);
@@ -183,7 +241,7 @@ class Engine {
     std::lock_guard<std::mutex> lock(context->mutex());
     for (Op op : {Op::normal, Op::adjoint}) {
       for (Index tokens = 1; tokens <= max_tokens && tokens <= chunk; tokens *= 2) {
-        reserve(*context, tokens, chunk, op, false, "prepare");
+        reserve(*context, tokens, chunk, op, stream, false, "prepare");
       }
     }
   }
@@ -200,10 +258,12 @@ class Engine {
     return PlanKey{static_cast<int>(b_), static_cast<int>(blocks), static_cast<int>(tokens),
                    forward ? Types<Scalar>::r2c : Types<Scalar>::c2r};
   }
-  bool fused(Index tokens) const noexcept { return tokens == 1 && fused_; }
+  const OneTokenPlan& one_token(Op op) const noexcept { return one_token_[op == Op::normal ? 0 : 1]; }
 
-  /// Makes sure the stream holds the workspace and every plan the pieces of a T-token product use.
-  void reserve(StreamContext& context, Index T, Index chunk, Op op, bool capturing, const char* name) {
+  /// Makes sure the stream holds the workspace, the arrival counters and every plan the pieces of
+  /// a T-token product use.
+  void reserve(StreamContext& context, Index T, Index chunk, Op op, cudaStream_t stream, bool capturing,
+               const char* name) {
     const Index in_blocks = op == Op::normal ? q_ : p_, out_blocks = op == Op::normal ? p_ : q_;
     const Index largest = next_piece(T, chunk);
     const std::size_t bytes = static_cast<std::size_t>(bins_ * std::max(p_, q_) * largest) * sizeof(Complex);
@@ -213,17 +273,24 @@ class Engine {
       fftmat::detail::require(!capturing, name, ": T = ", T, " needs a larger workspace on this stream", advice);
       context.reserve_workspace(bytes);
     }
-    if (b_ == 1) return;  // no cuFFT: length-1 transforms are copies
     // Piece sizes: the chunk (when T >= chunk) and the binary digits of the remainder below it.
     const Index remainder = T >= chunk ? T % chunk : T;
     for (Index piece = 1; piece <= largest; piece *= 2) {
       if (piece != largest && (remainder & piece) == 0) continue;
+      if (piece == 1 && one_token(op).usable()) {  // one launch, no cuFFT: counters only
+        const std::size_t tiles = static_cast<std::size_t>(one_token(op).tiles);
+        if (context.counters_fit(tiles)) continue;
+        fftmat::detail::require(!capturing, name, ": T = ", T, " needs arrival counters on this stream", advice);
+        context.reserve_counters(tiles, stream);
+        continue;
+      }
+      if (b_ == 1) continue;  // no cuFFT: length-1 transforms are copies
       const PlanKey keys[2] = {plan_key(in_blocks, piece, true), plan_key(out_blocks, piece, false)};
-      for (int k = 0; k < (fused(piece) ? 1 : 2); ++k) {
-        if (context.plans().find(keys[k]) != nullptr) continue;
+      for (const PlanKey& key : keys) {
+        if (context.plans().find(key) != nullptr) continue;
         fftmat::detail::require(!capturing, name, ": T = ", T, " needs a cuFFT plan for ", piece,
                                 "-token pieces on this stream", advice);
-        context.plans().get(keys[k]);
+        context.plans().get(key);
       }
     }
   }
@@ -250,6 +317,10 @@ class Engine {
 
   void enqueue_piece(StreamContext& context, const Scalar* X, Scalar* Y, Index tokens, cudaStream_t stream, Op op,
                      const Complex* conjugate) {
+    if (tokens == 1 && one_token(op).usable()) {
+      enqueue_one_token(context, X, Y, stream, op);
+      return;
+    }
     const Index in_blocks = op == Op::normal ? q_ : p_, out_blocks = op == Op::normal ? p_ : q_;
     const int p = static_cast<int>(p_), q = static_cast<int>(q_), bins = static_cast<int>(bins_);
     Complex* x_hat = static_cast<Complex*>(context.input());
@@ -258,15 +329,15 @@ class Engine {
     // 1. Forward transforms, landing frequency-major.
     forward(context, X, x_hat, in_blocks, tokens, stream);
 
+    // 2. Per-bin products: a GEMV kernel for one token (on the bfloat16 copy where there is one),
+    //    cuBLAS for more.
     if (tokens == 1) {
-      // 2. (+3. when fused) The one-token kernels, on the bfloat16 copy where there is one.
       bool used_bfloat16 = false;
       if constexpr (std::is_same_v<Scalar, float>) {  // bfloat16 pairs widen to float2 only
         used_bfloat16 = op == Op::normal && !bfloat16_spectra_.empty();
-        if (used_bfloat16) enqueue_one_token(bfloat16_spectra_.data(), x_hat, y_hat, Y, out_blocks, stream, op);
+        if (used_bfloat16) enqueue_bin_gemv(bfloat16_spectra_.data(), x_hat, y_hat, out_blocks, stream, op);
       }
-      if (!used_bfloat16) enqueue_one_token(spectra_.data(), x_hat, y_hat, Y, out_blocks, stream, op);
-      if (fused_) return;
+      if (!used_bfloat16) enqueue_bin_gemv(spectra_.data(), x_hat, y_hat, out_blocks, stream, op);
     } else {
       const BinProducts g = bin_products(op == Op::adjoint, p, q, static_cast<int>(tokens), bins);
       const Complex one{1, 0}, zero{0, 0};
@@ -280,32 +351,55 @@ class Engine {
     inverse(context, y_hat, Y, out_blocks, tokens, stream);
   }
 
-  /// A one-token piece's per-bin products from spectra stored as S: fused with the inverse DFT
-  /// into Y (b <= kFusedMaxBlock), or into y_hat for the inverse cuFFT.
-  template <class S>
-  void enqueue_one_token(const S* spectra, const Complex* x_hat, Complex* y_hat, Scalar* Y, Index out_blocks,
-                         cudaStream_t stream, Op op) {
-    const int p = static_cast<int>(p_), q = static_cast<int>(q_);
-    if (fused_) {
-      // One thread block per output block.
-      const std::size_t shared = static_cast<std::size_t>(b_ + bins_) * sizeof(Complex);
-      const unsigned grid = static_cast<unsigned>(out_blocks);
-      const int b = static_cast<int>(b_);
-      if (op == Op::normal) {
-        fused_gemv_irdft<false, Scalar>
-            <<<grid, kThreads, shared, stream>>>(spectra, x_hat, twiddles_.data(), Y, p, q, b);
-      } else {
-        fused_gemv_irdft<true, Scalar>
-            <<<grid, kThreads, shared, stream>>>(spectra, x_hat, twiddles_.data(), Y, p, q, b);
+  /// A one-token product in one launch of one_token_product (kernels.cuh).
+  void enqueue_one_token(StreamContext& context, const Scalar* X, Scalar* Y, cudaStream_t stream, Op op) {
+    const Index in_dim = op == Op::normal ? cols_ : rows_, out_dim = op == Op::normal ? rows_ : cols_;
+    // Thread blocks write Y while others still read X: an input that overlaps the output (an
+    // in-place product) is read from a copy in the workspace, which holds bins*in_blocks complex
+    // values, more than the in_blocks*b reals of X.
+    const auto x_begin = reinterpret_cast<std::uintptr_t>(X), y_begin = reinterpret_cast<std::uintptr_t>(Y);
+    const std::uintptr_t x_bytes = static_cast<std::uintptr_t>(in_dim) * sizeof(Scalar);
+    const std::uintptr_t y_bytes = static_cast<std::uintptr_t>(out_dim) * sizeof(Scalar);
+    if (x_begin < y_begin + y_bytes && y_begin < x_begin + x_bytes) {
+      Scalar* copy = static_cast<Scalar*>(context.input());
+      FFTMAT_CUDA_CHECK(cudaMemcpyAsync(copy, X, x_bytes, cudaMemcpyDeviceToDevice, stream));
+      X = copy;
+    }
+    const OneTokenPlan& plan = one_token(op);
+    Complex* partial = static_cast<Complex*>(context.output());
+    unsigned* counters = context.counters();
+    const int p = static_cast<int>(p_), q = static_cast<int>(q_), b = static_cast<int>(b_);
+    const unsigned grid = static_cast<unsigned>(plan.grid());
+    if (op == Op::normal) {
+      if constexpr (std::is_same_v<Scalar, float>) {  // bfloat16 pairs widen to float2 only
+        if (!bfloat16_spectra_.empty()) {
+          one_token_product<false><<<grid, kThreads, plan.shared_bytes, stream>>>(
+              bfloat16_spectra_.data(), X, twiddles_.data(), partial, counters, Y, p, q, b, plan);
+          FFTMAT_CUDA_CHECK_LAUNCH();
+          return;
+        }
       }
+      one_token_product<false><<<grid, kThreads, plan.shared_bytes, stream>>>(
+          spectra_.data(), X, twiddles_.data(), partial, counters, Y, p, q, b, plan);
     } else {
-      // At most bins * max(p, q) <= bins * p * q blocks, which the constructor bounded by INT_MAX.
-      const unsigned grid = static_cast<unsigned>((out_blocks + kWarps - 1) / kWarps * bins_);
-      if (op == Op::normal) {
-        gemv_bins<false><<<grid, kThreads, 0, stream>>>(spectra, x_hat, y_hat, p, q);
-      } else {
-        gemv_bins<true><<<grid, kThreads, 0, stream>>>(spectra, x_hat, y_hat, p, q);
-      }
+      one_token_product<true><<<grid, kThreads, plan.shared_bytes, stream>>>(
+          spectra_.data(), X, twiddles_.data(), partial, counters, Y, p, q, b, plan);
+    }
+    FFTMAT_CUDA_CHECK_LAUNCH();
+  }
+
+  /// A one-token piece's per-bin products from spectra stored as S into y_hat, for the inverse
+  /// cuFFT (shapes without a one-token plan).
+  template <class S>
+  void enqueue_bin_gemv(const S* spectra, const Complex* x_hat, Complex* y_hat, Index out_blocks,
+                        cudaStream_t stream, Op op) {
+    const int p = static_cast<int>(p_), q = static_cast<int>(q_);
+    // At most bins * max(p, q) <= bins * p * q blocks, which the constructor bounded by INT_MAX.
+    const unsigned grid = static_cast<unsigned>((out_blocks + kWarps - 1) / kWarps * bins_);
+    if (op == Op::normal) {
+      gemv_bins<false><<<grid, kThreads, 0, stream>>>(spectra, x_hat, y_hat, p, q);
+    } else {
+      gemv_bins<true><<<grid, kThreads, 0, stream>>>(spectra, x_hat, y_hat, p, q);
     }
     FFTMAT_CUDA_CHECK_LAUNCH();
   }
@@ -335,11 +429,11 @@ class Engine {
     FFTMAT_CUFFT_CHECK(Types<Scalar>::inverse(plan.get(), y_hat, Y));
   }
 
-  Index rows_, cols_, b_, p_, q_, bins_;
+  Index rows_ = 0, cols_ = 0, b_ = 0, p_ = 0, q_ = 0, bins_ = 0;
   int device_ = 0;
-  bool fused_ = false;
+  OneTokenPlan one_token_[2];  // normal, adjoint
   cublasComputeType_t compute_ = Types<Scalar>::compute;
-  DeviceBuffer<Complex> spectra_, twiddles_;
+  DeviceBuffer<Complex> spectra_, twiddles_;  // twiddles: empty without a one-token plan
   DeviceBuffer<Complex> conjugate_spectra_;
   DeviceBuffer<__nv_bfloat162> bfloat16_spectra_;  // empty unless SpectrumPrecision::bfloat16
   std::mutex conjugate_mutex_;
@@ -362,10 +456,18 @@ class BlockCirculant {
  public:
   using Index = std::ptrdiff_t;
 
-  /// Throws fftmat::invalid_argument for a zero-padded matrix (or TF32 for double),
+  /// Throws fftmat::invalid_argument for a zero-padded matrix (or TF32 / bfloat16 products for double),
   /// fftmat::cuda_error when a CUDA, cuFFT or cuBLAS call fails (no device, out of memory).
   explicit BlockCirculant(const fftmat::BlockCirculant<Scalar>& A, ProductPrecision precision = ProductPrecision::full)
-      : engine_(std::make_unique<detail::Engine<Scalar>>(A, precision)) {}
+      : engine_(std::make_unique<detail::Engine<Scalar>>(std::vector<const fftmat::BlockCirculant<Scalar>*>{&A},
+                                                         precision)) {}
+  /// The rows of several matrices with the same columns, block size and spectrum precision,
+  /// stacked in order: apply gives [A_1 x; A_2 x; ...] with one transform of x, so Llama's gate
+  /// and up projections, BlockCirculant({&gate, &up}), cost one launch per token.
+  explicit BlockCirculant(std::initializer_list<const fftmat::BlockCirculant<Scalar>*> stacked_rows,
+                          ProductPrecision precision = ProductPrecision::full)
+      : engine_(std::make_unique<detail::Engine<Scalar>>(std::vector<const fftmat::BlockCirculant<Scalar>*>(stacked_rows),
+                                                         precision)) {}
 
   Index rows() const { return engine().rows(); }
   Index cols() const { return engine().cols(); }

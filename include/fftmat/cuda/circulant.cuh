@@ -1,8 +1,8 @@
 #pragma once
 // fftmat::cuda::Circulant: a circulant matrix on the GPU (nvcc only). As on the CPU it is the
 // block-circulant matrix with a single n x n block, so it shares that implementation: C x =
-// irfft(rfft(c) .* rfft(x)) becomes a per-bin 1x1 product. Sizes above kFusedMaxBlock take the
-// three-launch path (cuFFT R2C, per-bin kernel or cuBLAS, cuFFT C2R) for every piece.
+// irfft(rfft(c) .* rfft(x)) becomes a per-bin 1x1 product. Sizes above kOneTokenMaxBlock (512)
+// take the three-launch path (cuFFT R2C, per-bin kernel or cuBLAS, cuFFT C2R) for every piece.
 
 #include <thrust/device_vector.h>
 

@@ -5,30 +5,31 @@
 //     normal:   y_f[i] = sum_j C_f[i][j] x_f[j]          (i < p, j < q)
 //     adjoint:  y_f[j] = sum_i conj(C_f[i][j]) x_f[i]    (j < q, i < p)
 //
-// with C_f the row-major p x q spectrum of bin f at spectra + f*p*q and the vectors in the
-// frequency-major layout of layout.hpp (bin f of block k at f*blocks + k). At T = 1 cuBLAS's
-// batched GEMM is a poor fit (one column per bin) and the whole product is a few microseconds of
-// memory traffic, so launch count is what matters:
+// with C_f the row-major p x q spectrum of bin f at spectra + f*p*q (the inverse DFT's 1/b folded
+// in). At T = 1 cuBLAS's batched GEMM is a poor fit (one column per bin) and the whole product is
+// a few microseconds of memory traffic, so launch count and filling the GPU are what matter:
 //
-//   gemv_bins            one warp per (bin, output block): lanes stride over the reduction index
-//                        (contiguous in C for the normal product), then a shuffle reduction.
-//   fused_gemv_irdft     one thread block per output block: all bins' dot products for that
-//                        block into shared memory, then the inverse real DFT of the block by
-//                        direct summation with a twiddle table (b * (b/2+1) multiply-adds per
-//                        block, cheap for b <= kFusedMaxBlock). It replaces gemv_bins plus the
-//                        cuFFT C2R, so a T = 1 product is two launches: cuFFT R2C and this.
+//   one_token_product    the whole product in one launch, no cuFFT: input DFT, per-bin products
+//                        and inverse DFT, split over tiles x bins thread blocks (layout.hpp,
+//                        OneTokenPlan), the last block of each tile finishing it.
+//   gemv_bins            the per-bin products alone, one warp per (bin, output block), between
+//                        cuFFT R2C and C2R, for shapes the one-launch plan does not fit (b > 512,
+//                        or more input blocks than shared memory holds).
 
+#include <cooperative_groups.h>
+#include <cooperative_groups/memcpy_async.h>
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <cstddef>
+
 #define FFTMAT_INTERNAL_HEADERS_ALLOWED  // detail/internal_header_check.hpp
 #include "../detail/block_layout.hpp"
+#include "layout.hpp"
 #include "types.hpp"
 
 namespace fftmat::cuda::detail {
 
-/// Largest block size for which the fused kernel's direct inverse DFT is used.
-inline constexpr int kFusedMaxBlock = 512;
 /// Threads per block of both kernels (8 warps).
 inline constexpr int kThreads = 256;
 inline constexpr int kWarps = kThreads / 32;
@@ -98,42 +99,113 @@ __global__ void __launch_bounds__(kThreads)
   if (lane == 0) y[f * outputs + out] = sum;
 }
 
-/// Grid: one block of kThreads per output block (p, or q for the adjoint). Dynamic shared
-/// memory: (b + bins) * sizeof(C). twiddles[m] = (cos 2 pi m / b, sin 2 pi m / b), m < b.
-/// y: the token's output vector (outputs * b reals).
+/// Grid: plan.grid() blocks of kThreads, dynamic shared memory plan.shared_bytes (layout.hpp).
+/// x: the token's input (in_blocks * b reals; it must not overlap y, which other thread blocks
+/// write while this one still reads x); twiddles[m] = (cos 2 pi m / b, sin 2 pi m / b), m < b;
+/// partial: bins * out_blocks values of scratch; arrivals: plan.tiles counters, zero before the
+/// launch and zero again after it (the last block of a tile resets its counter), so consecutive
+/// launches and graph replays on one stream can share them; y: out_blocks * b reals.
 template <bool Adjoint, class Real, class S, class C>
 __global__ void __launch_bounds__(kThreads)
-    fused_gemv_irdft(const S* __restrict__ spectra, const C* __restrict__ x, const C* __restrict__ twiddles,
-                     Real* __restrict__ y, int p, int q, int b) {
-  extern __shared__ unsigned char shared_raw[];
+    one_token_product(const S* __restrict__ spectra, const Real* __restrict__ x, const C* __restrict__ twiddles,
+                      C* __restrict__ partial, unsigned* __restrict__ arrivals, Real* __restrict__ y, int p, int q,
+                      int b, OneTokenPlan plan) {
+  namespace cg = cooperative_groups;
+  extern __shared__ __align__(16) unsigned char shared_raw[];
+  __shared__ bool last_of_tile;
   C* s_twiddles = reinterpret_cast<C*>(shared_raw);
-  C* s_bins = s_twiddles + b;
-  const int bins = b / 2 + 1;
-  const int out = blockIdx.x;
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  C* s_input = reinterpret_cast<C*>(shared_raw + plan.input_offset);
+  unsigned char* s_region = shared_raw + plan.region_offset;
 
-  for (int m = threadIdx.x; m < b; m += blockDim.x) s_twiddles[m] = twiddles[m];
-  for (int f = warp; f < bins; f += kWarps) {
-    const C sum = bin_dot<Adjoint>(spectra, x, f, out, p, q, lane);
-    if (lane == 0) s_bins[f] = sum;
+  const int bins = plan.bins;
+  const int in_blocks = Adjoint ? p : q, out_blocks = Adjoint ? q : p;
+  const int tile = static_cast<int>(blockIdx.x) / bins, f = static_cast<int>(blockIdx.x) % bins;
+  const int first = tile * plan.tile_blocks;
+  const int count = min(plan.tile_blocks, out_blocks - first);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const S* bin = spectra + static_cast<long long>(f) * p * q;
+  const cg::thread_block block = cg::this_thread_block();
+
+  // 1. Stage the tile's rows of C_f (contiguous in the normal product) while step 2 runs; the
+  //    copy bypasses registers and, on sm_80 and later, runs asynchronously.
+  S* s_spectra = reinterpret_cast<S*>(s_region);
+  if (!Adjoint) {
+    cg::memcpy_async(block, s_spectra, bin + static_cast<long long>(first) * q,
+                     sizeof(S) * static_cast<std::size_t>(count) * static_cast<std::size_t>(q));
   }
+  for (int m = threadIdx.x; m < b; m += blockDim.x) s_twiddles[m] = twiddles[m];
   __syncthreads();
 
-  // y[r] = sum_f w_f Re(Y_f e^{2 pi i f r / b}), w_f = 1 for the DC and Nyquist bins, 2 otherwise:
-  // the unnormalised inverse real DFT, as cuFFT's C2R (imaginary parts of DC/Nyquist ignored;
-  // the 1/b is folded into the spectra). m tracks f*r mod b without a division.
-  for (int r = threadIdx.x; r < b; r += blockDim.x) {
-    Real sum = s_bins[0].x;
+  // 2. Bin f of every input block: x_f[j] = sum_k x[j*b + k] e^{-2 pi i f k / b}, a warp per block
+  //    (lanes over k, coalesced), the twiddle of f*k taken mod b from the table.
+  for (int j = warp; j < in_blocks; j += kWarps) {
+    const Real* xj = x + static_cast<long long>(j) * b;
+    C acc;
+    acc.x = 0;
+    acc.y = 0;
+    for (int k = lane; k < b; k += 32) {
+      const C w = s_twiddles[(f * k) % b];
+      const Real v = xj[k];
+      acc.x += v * w.x;
+      acc.y -= v * w.y;
+    }
+    acc = warp_sum(acc);
+    if (lane == 0) s_input[j] = acc;
+  }
+  if (!Adjoint) cg::wait(block);
+  __syncthreads();
+
+  // 3. The tile's outputs of bin f, a warp each, into global scratch (frequency-major).
+  for (int o = warp; o < count; o += kWarps) {
+    C acc;
+    acc.x = 0;
+    acc.y = 0;
+    if (!Adjoint) {
+      const S* row = s_spectra + static_cast<long long>(o) * q;
+      for (int j = lane; j < q; j += 32) multiply_add(acc, widen(row[j]), s_input[j]);
+    } else {
+      const int out = first + o;
+      for (int i = lane; i < p; i += 32) multiply_add_conj(acc, widen(bin[static_cast<long long>(i) * q + out]), s_input[i]);
+    }
+    acc = warp_sum(acc);
+    if (lane == 0) partial[static_cast<long long>(f) * out_blocks + first + o] = acc;
+  }
+
+  // 4. Arrival: the writes above are made visible device-wide before the counter moves, so the
+  //    block that sees the count reach `bins` reads every bin of the tile (CUDA Programming
+  //    Guide, "Memory Fence Functions", the sum-reduction example).
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) last_of_tile = atomicAdd(&arrivals[tile], 1u) == static_cast<unsigned>(bins - 1);
+  __syncthreads();
+  if (!last_of_tile) return;
+  __threadfence();
+
+  // 5. The last block of the tile: gather every bin of the tile's outputs (through L2: another
+  //    block wrote them), reset the counter for the next launch, and write the inverse DFTs
+  //    y[o*b + r] = sum_f w_f Re(Y_f[o] e^{2 pi i f r / b}), w_f = 1 for the DC and Nyquist bins and
+  //    2 otherwise -- the unnormalised inverse real DFT, as cuFFT's C2R (imaginary parts of DC and
+  //    Nyquist ignored). m tracks f*r mod b without a division.
+  C* s_bins = reinterpret_cast<C*>(s_region);  // bins x count; the staged rows are no longer read
+  for (int e = threadIdx.x; e < bins * count; e += blockDim.x) {
+    const int g = e / count, o = e % count;
+    s_bins[e] = __ldcg(partial + static_cast<long long>(g) * out_blocks + first + o);
+  }
+  if (threadIdx.x == 0) arrivals[tile] = 0;
+  __syncthreads();
+  for (int e = threadIdx.x; e < count * b; e += blockDim.x) {
+    const int o = e / b, r = e % b;
+    Real sum = s_bins[o].x;
     int m = 0;
-    for (int f = 1; f < bins; ++f) {
+    for (int g = 1; g < bins; ++g) {
       m += r;
       if (m >= b) m -= b;
       const C w = s_twiddles[m];
-      const C v = s_bins[f];
+      const C v = s_bins[g * count + o];
       const Real term = v.x * w.x - v.y * w.y;
-      sum += fftmat::detail::is_real_bin(f, b) ? term : 2 * term;
+      sum += fftmat::detail::is_real_bin(g, b) ? term : 2 * term;
     }
-    y[static_cast<long long>(out) * b + r] = sum;
+    y[static_cast<long long>(first + o) * b + r] = sum;
   }
 }
 

@@ -1,7 +1,8 @@
 #pragma once
 // What the GPU matrices need per (device, stream), shared by every matrix used on that stream:
-// two scratch arrays for the activation spectra (layout.hpp), the cuFFT plans (plan_cache.hpp)
-// and a cuBLAS handle, each bound to the stream once.
+// two scratch arrays for the activation spectra (layout.hpp), the arrival counters of the
+// one-token kernel (kernels.cuh), the cuFFT plans (plan_cache.hpp) and a cuBLAS handle, each
+// bound to the stream once.
 //
 // Why per stream: work queued on one stream runs in order, so all matrices can share one
 // workspace there without any event, and two streams never share scratch memory, so calls on
@@ -43,6 +44,7 @@ namespace fftmat::cuda {
 struct StreamResources {
   std::size_t workspace_bytes = 0;  ///< both scratch arrays in use
   std::size_t retired_bytes = 0;    ///< replaced arrays kept for graphs and queued work
+  std::size_t counters = 0;         ///< arrival counters of the one-token kernel
   std::size_t plans = 0;            ///< cached cuFFT plans
 };
 
@@ -81,7 +83,9 @@ class StreamContext {
   cublasHandle_t blas() const noexcept { return blas_.get(); }
   void* input() const noexcept { return input_.data(); }
   void* output() const noexcept { return output_.data(); }
+  unsigned* counters() const noexcept { return reinterpret_cast<unsigned*>(counters_.data()); }
   bool workspace_fits(std::size_t bytes) const noexcept { return input_.size() >= bytes; }
+  bool counters_fit(std::size_t count) const noexcept { return counters_.size() >= count * sizeof(unsigned); }
 
   /// Makes both scratch arrays at least `bytes` long (allocate, then swap; see the file comment).
   void reserve_workspace(std::size_t bytes) {
@@ -94,9 +98,21 @@ class StreamContext {
     output_ = std::move(output);
   }
 
+  /// At least `count` arrival counters, zero (set on `stream`, ahead of every kernel that uses
+  /// them; each launch leaves them zero again). Allocate, then swap, as for the workspace.
+  void reserve_counters(std::size_t count, cudaStream_t stream) {
+    if (counters_fit(count)) return;
+    DeviceBuffer<std::byte> counters(count * sizeof(unsigned));
+    FFTMAT_CUDA_CHECK(cudaMemsetAsync(counters.data(), 0, counters.size(), stream));
+    retired_.reserve(retired_.size() + 1);
+    if (!counters_.empty()) retired_.push_back(std::move(counters_));
+    counters_ = std::move(counters);
+  }
+
   StreamResources resources() const noexcept {
     StreamResources result;
     result.workspace_bytes = input_.size() + output_.size();
+    result.counters = counters_.size() / sizeof(unsigned);
     for (const DeviceBuffer<std::byte>& buffer : retired_) result.retired_bytes += buffer.size();
     result.plans = plans_.size();
     return result;
@@ -106,7 +122,7 @@ class StreamContext {
   std::mutex mutex_;
   PlanCache plans_;
   BlasHandle blas_;
-  DeviceBuffer<std::byte> input_, output_;
+  DeviceBuffer<std::byte> input_, output_, counters_;
   std::vector<DeviceBuffer<std::byte>> retired_;
 };
 
