@@ -12,6 +12,8 @@
 // "bf16" variants stream bfloat16 spectra at T = 1, "tf32" and "bf16gemm" variants run the
 // per-bin products of T > 1 on TF32 or bfloat16 tensor cores, and "gate_up" variants stack two
 // 11008x4096 matrices (Llama's gate and up) into one GPU matrix, against one dense 22016x4096.
+// Every row also carries host_us, the CPU's wall time to queue one product (for graph rows, one
+// graph launch divided by the products in it): the host overhead that graphs would remove.
 //
 //   bench_cuda --benchmark_filter=11008x4096/b64 --benchmark_out=gpu.json --benchmark_out_format=json
 
@@ -24,6 +26,7 @@
 #include <thrust/transform.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <initializer_list>
 #include <map>
@@ -185,6 +188,17 @@ class Dense {
 
 Index reps_for(Index copies) { return std::max<Index>(copies, 20); }
 
+/// Host seconds per product: the CPU's wall time for `launch()` (which queues `reps` products and
+/// does not wait for them) divided by reps; the stream is drained afterwards, outside the timing.
+template <class F>
+double host_seconds(cudaStream_t stream, Index reps, F&& launch) {
+  const auto start = std::chrono::steady_clock::now();
+  launch();
+  const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
+  FFTMAT_CUDA_CHECK(cudaStreamSynchronize(stream));
+  return elapsed.count() / static_cast<double>(reps);
+}
+
 /// The median of seven calls of `seconds` (a quick, outlier-proof figure for the counters).
 template <class F>
 double median_of_7(F&& seconds) {
@@ -217,6 +231,11 @@ void run_dense(benchmark::State& state, Index m, Index n, Index T, Precision pre
   const auto enqueue = [&](Index r) { dense.enqueue(r); };
   events.time(stream.stream, reps, enqueue);
   for (auto _ : state) state.SetIterationTime(events.time(stream.stream, reps, enqueue));
+  state.counters["host_us"] = 1e6 * median_of_7([&] {
+    return host_seconds(stream.stream, reps, [&] {
+      for (Index r = 0; r < reps; ++r) enqueue(r);
+    });
+  });
   state.counters["copies"] = static_cast<double>(dense.copies());
   state.counters["weight_bytes"] = static_cast<double>(m * n * (precision == Precision::fp16 ? 2 : 4));
 }
@@ -283,7 +302,19 @@ void run_block_circulant(benchmark::State& state, Index m, Index n, Index b, Ind
   // Own time for the counters: a fresh median of the same variant (the state's own time is only
   // known to the reporter).
   const double own = median_of_7(measure);
+  // The host's share of a call: queueing one product eagerly, or a graph launch divided by the
+  // products it holds.
+  const double host = median_of_7([&] {
+    return host_seconds(stream.stream, reps, [&] {
+      if (graph) {
+        FFTMAT_CUDA_CHECK(cudaGraphLaunch(exec, stream.stream));
+      } else {
+        for (Index r = 0; r < reps; ++r) enqueue(r);
+      }
+    });
+  });
   if (exec != nullptr) cudaGraphExecDestroy(exec);
+  state.counters["host_us"] = 1e6 * host;
   state.counters["copies"] = static_cast<double>(copies);
   state.counters["spectra_bytes"] = static_cast<double>(spectra_bytes);
   state.counters["dense_fp16_us"] = 1e6 * dense16;

@@ -36,14 +36,16 @@ TEST_CASE("TF32 and bfloat16 products are refused for double matrices, before an
 }
 
 TEST_CASE("stacking refuses matrices that do not share columns, block size and spectrum precision") {
-  const test::RandomMatrix<float> A(64, 32, 16, 24), wider(64, 48, 16, 25), other_block(64, 32, 8, 26);
-  const test::Vector<float> params = fftmat::test::gaussian_vector(64 * 32 / 16, 27).cast<float>();
-  const fftmat::BlockCirculant<float> rounded(64, 32, 16, params, fftmat::Padding::none,
+  // 8 block rows: fewer, and the CPU matrix ignores SpectrumPrecision::bfloat16.
+  const test::RandomMatrix<float> A(128, 32, 16, 24), wider(128, 48, 16, 25), other_block(128, 32, 8, 26);
+  const test::Vector<float> params = fftmat::test::gaussian_vector(128 * 32 / 16, 27).cast<float>();
+  const fftmat::BlockCirculant<float> rounded(128, 32, 16, params, fftmat::Padding::none,
                                               fftmat::SpectrumPrecision::bfloat16);
+  REQUIRE(rounded.spectrum_precision() == fftmat::SpectrumPrecision::bfloat16);
   using GpuMatrix = fftmat::cuda::BlockCirculant<float>;
-  CHECK_THROWS_WITH_AS(GpuMatrix({&A.cpu, &wider.cpu}), doctest::Contains("64x48 with b = 16"),
+  CHECK_THROWS_WITH_AS(GpuMatrix({&A.cpu, &wider.cpu}), doctest::Contains("128x48 with b = 16"),
                        fftmat::invalid_argument);
-  CHECK_THROWS_WITH_AS(GpuMatrix({&A.cpu, &other_block.cpu}), doctest::Contains("64x32 with b = 8"),
+  CHECK_THROWS_WITH_AS(GpuMatrix({&A.cpu, &other_block.cpu}), doctest::Contains("128x32 with b = 8"),
                        fftmat::invalid_argument);
   CHECK_THROWS_WITH_AS(GpuMatrix({&A.cpu, &rounded}), doctest::Contains("spectrum precision"),
                        fftmat::invalid_argument);

@@ -99,9 +99,9 @@ Eigen::MatrixXd replay(const fftmat::BlockCirculant<double>& A, const Eigen::Mat
 }
 
 /// y = A x (or A^T x) for one token as one_token_product computes it under `plan`: thread block
-/// (tile, f) takes the input's bin f by direct DFT with the twiddle of (f*k) mod b, the products of
-/// its rows (columns) of bin f into scratch, and the tile's last block the inverse DFTs with weights
-/// 1 for the real bins and 2 otherwise. Every output element must be written exactly once.
+/// (tile, f) takes the input's bin f by direct DFT (the twiddle index walked as the kernel walks
+/// it), the products of its rows (columns) of bin f into scratch, and the tile's last block the
+/// inverse DFTs with weights 1 for the real bins and 2 otherwise. Every output element must be written exactly once.
 Eigen::VectorXd replay_one_token(const fftmat::BlockCirculant<double>& A, const Eigen::VectorXd& x, bool adjoint,
                                  const OneTokenPlan& plan) {
   const int b = static_cast<int>(A.block_size()), p = static_cast<int>(A.block_rows());
@@ -118,9 +118,18 @@ Eigen::VectorXd replay_one_token(const fftmat::BlockCirculant<double>& A, const 
     const int first = tile * plan.tile_blocks, count = std::min(plan.tile_blocks, out_blocks - first);
     REQUIRE(count >= 1);
     const Complex* bin = A.spectra() + static_cast<std::ptrdiff_t>(f) * p * q;
+    // The input's bin f, lane by lane as the kernel walks it: lane l's twiddle index starts at
+    // f*l mod b and steps by f*32 mod b.
     std::vector<Complex> input(static_cast<std::size_t>(in_blocks));
     for (int j = 0; j < in_blocks; ++j) {
-      for (int k = 0; k < b; ++k) input[static_cast<std::size_t>(j)] += x[j * b + k] * std::conj(twiddles[static_cast<std::size_t>((f * k) % b)]);
+      for (int lane = 0; lane < 32; ++lane) {
+        int m = (f * lane) % b;
+        for (int k = lane; k < b; k += 32) {
+          input[static_cast<std::size_t>(j)] += x[j * b + k] * std::conj(twiddles[static_cast<std::size_t>(m)]);
+          m += (f * 32) % b;
+          if (m >= b) m -= b;
+        }
+      }
     }
     for (int o = 0; o < count; ++o) {
       const int out = first + o;
@@ -192,7 +201,7 @@ TEST_CASE("the one-token kernel's plan covers every output once, fits shared mem
         const OneTokenPlan adjoint = one_token_plan(b, p, q, false, 8, 8, target);
         for (const OneTokenPlan* plan : {&normal, &adjoint}) {
           REQUIRE(plan->usable());
-          CHECK(plan->shared_bytes <= fftmat::cuda::detail::kSharedBytes);
+          CHECK(plan->shared_bytes <= fftmat::cuda::detail::kOneTokenDynamicSharedBytes);
           CHECK(plan->input_offset % 16 == 0);
           CHECK(plan->region_offset % 16 == 0);
           // Enough thread blocks: at least half the target (tiles of equal size cannot hit every
@@ -203,6 +212,20 @@ TEST_CASE("the one-token kernel's plan covers every output once, fits shared mem
         // The staged rows fit the region: tile_blocks rows of q entries.
         CHECK(normal.region_offset + static_cast<std::size_t>(normal.tile_blocks) * static_cast<std::size_t>(q) * entry <=
               normal.shared_bytes);
+        // Bulk copies only where every tile's rows of every bin start and end 16-byte aligned
+        // (from a 16-byte-aligned start of the spectra), as cp.async.bulk requires.
+        CHECK(normal.aligned_rows == (static_cast<std::size_t>(q) * entry % 16 == 0));
+        CHECK_FALSE(adjoint.aligned_rows);
+        if (normal.aligned_rows) {
+          for (int block = 0; block < normal.grid(); ++block) {
+            const int tile = block / normal.bins, f = block % normal.bins;
+            const int first = tile * normal.tile_blocks, count = std::min(normal.tile_blocks, p - first);
+            const std::size_t row = static_cast<std::size_t>(f) * p + static_cast<std::size_t>(first);
+            const std::size_t offset = row * static_cast<std::size_t>(q) * entry;
+            REQUIRE(offset % 16 == 0);
+            REQUIRE(static_cast<std::size_t>(count) * q * entry % 16 == 0);
+          }
+        }
         // The gathered bins fit it too.
         CHECK(adjoint.region_offset + static_cast<std::size_t>(adjoint.tile_blocks * adjoint.bins) * 8 <=
               adjoint.shared_bytes);
@@ -226,7 +249,8 @@ TEST_CASE("the one-token plan declines what shared memory cannot hold, and block
       for (const auto& [in_blocks, out_blocks] : {std::pair{64, 172}, std::pair{172, 64}}) {
         const OneTokenPlan plan = one_token_plan(64, in_blocks, out_blocks, true, complex_bytes, complex_bytes, target);
         CHECK(plan.usable());
-        CHECK(plan.shared_bytes <= fftmat::cuda::detail::kSharedBytes);
+        CHECK(plan.shared_bytes <= fftmat::cuda::detail::kOneTokenDynamicSharedBytes);
+        CHECK(plan.aligned_rows);  // rows of 64 or 172 entries of 8 or 16 bytes: bulk copies
         CHECK(plan.tiles * plan.tile_blocks >= out_blocks);
       }
     }

@@ -62,6 +62,15 @@ TEST_CASE("calls on two streams neither wait for each other nor share scratch me
   Product first(M, 64, 12), second(M, 64, 13), first_t(M, 64, 14, true), second_t(M, 64, 15, true);
   cudaEvent_t second_done = nullptr;
   FFTMAT_CUDA_CHECK(cudaEventCreateWithFlags(&second_done, cudaEventDisableTiming));
+  // Every kernel once first: with lazy module loading (the default) a kernel's first launch may
+  // wait for the whole device (CUDA Programming Guide, "Lazy Loading").
+  spin<<<1, 1, 0, s1.stream>>>(1);
+  FFTMAT_CUDA_CHECK(cudaGetLastError());
+  first.enqueue(dA, s1.stream);
+  first_t.enqueue(dA, s1.stream);
+  second.enqueue(dA, s2.stream);
+  second_t.enqueue(dA, s2.stream);
+  FFTMAT_CUDA_CHECK(cudaDeviceSynchronize());
 
   spin<<<1, 1, 0, s1.stream>>>(1'000'000'000LL);  // about half a second ahead of s1's products
   FFTMAT_CUDA_CHECK(cudaGetLastError());

@@ -17,9 +17,11 @@
 //                        or more input blocks than shared memory holds).
 
 #include <cooperative_groups.h>
-#include <cooperative_groups/memcpy_async.h>
+#include <cuda/barrier>
+#include <cuda/ptx>
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
+#include <nv/target>
 
 #include <cstddef>
 
@@ -52,6 +54,18 @@ __device__ __forceinline__ void multiply_add_conj(C& acc, const C& a, const C& x
 __device__ __forceinline__ float2 widen(const float2& v) { return v; }
 __device__ __forceinline__ double2 widen(const double2& v) { return v; }
 __device__ __forceinline__ float2 widen(const __nv_bfloat162& v) { return __bfloat1622float2(v); }
+
+/// A stored spectrum entry as cuda::memcpy_async copies it: that requires a trivially copyable
+/// type, which __nv_bfloat162 (user-provided constructors) is not, so it goes as its 4-byte bits.
+template <class S>
+struct EntryBits {
+  using type = S;
+};
+template <>
+struct EntryBits<__nv_bfloat162> {
+  using type = unsigned;
+  static_assert(sizeof(__nv_bfloat162) == sizeof(unsigned) && alignof(__nv_bfloat162) == alignof(unsigned));
+};
 
 template <class C>
 __device__ __forceinline__ C warp_sum(C value) {
@@ -112,7 +126,14 @@ __global__ void __launch_bounds__(kThreads)
                       int b, OneTokenPlan plan) {
   namespace cg = cooperative_groups;
   extern __shared__ __align__(16) unsigned char shared_raw[];
+  // Static shared memory, within layout.hpp's kOneTokenStaticSharedBytes. The barrier is
+  // initialised by init() below, not by a constructor, as the CUDA Programming Guide's examples
+  // declare it (hence the diagnostic about dynamic initialisation is silenced here).
   __shared__ bool last_of_tile;
+#pragma nv_diagnostic push
+#pragma nv_diag_suppress static_var_with_dynamic_init
+  __shared__ ::cuda::barrier<::cuda::thread_scope_block> rows_staged;
+#pragma nv_diagnostic pop
   C* s_twiddles = reinterpret_cast<C*>(shared_raw);
   C* s_input = reinterpret_cast<C*>(shared_raw + plan.input_offset);
   unsigned char* s_region = shared_raw + plan.region_offset;
@@ -126,33 +147,57 @@ __global__ void __launch_bounds__(kThreads)
   const S* bin = spectra + static_cast<long long>(f) * p * q;
   const cg::thread_block block = cg::this_thread_block();
 
-  // 1. Stage the tile's rows of C_f (contiguous in the normal product) while step 2 runs; the
-  //    copy bypasses registers and, on sm_80 and later, runs asynchronously.
+  // 1. Stage the tile's rows of C_f (contiguous in the normal product) while step 2 runs, with
+  //    the asynchronous copy the GPU offers (CUDA Programming Guide, "Asynchronous Data Copies"):
+  //    on sm_90 and later, rows 16-byte aligned in size and place (plan.aligned_rows) go as one
+  //    bulk copy issued by one thread, whose bytes the barrier counts; otherwise each thread
+  //    issues cp.async (sm_80 and later) or plain copies. Every thread arrives at the barrier in
+  //    step 2 and waits there for the bytes.
   S* s_spectra = reinterpret_cast<S*>(s_region);
-  if (!Adjoint) {
-    cg::memcpy_async(block, s_spectra, bin + static_cast<long long>(first) * q,
-                     sizeof(S) * static_cast<std::size_t>(count) * static_cast<std::size_t>(q));
+  if constexpr (!Adjoint) {
+    if (threadIdx.x == 0) {
+      init(&rows_staged, static_cast<std::ptrdiff_t>(blockDim.x));
+      // The bulk copy completes on the barrier through the async proxy, which must see it
+      // initialised (CUDA Programming Guide, "Using TMA to transfer one-dimensional arrays").
+      NV_IF_TARGET(NV_PROVIDES_SM_90, (::cuda::ptx::fence_proxy_async(::cuda::ptx::space_shared);));
+    }
+    __syncthreads();
+    using Bits = typename EntryBits<S>::type;
+    Bits* destination = reinterpret_cast<Bits*>(s_spectra);
+    const Bits* rows = reinterpret_cast<const Bits*>(bin + static_cast<long long>(first) * q);
+    const std::size_t bytes = sizeof(S) * static_cast<std::size_t>(count) * static_cast<std::size_t>(q);
+    if (plan.aligned_rows) {
+      ::cuda::memcpy_async(block, destination, rows, ::cuda::aligned_size_t<16>(bytes), rows_staged);
+    } else {
+      ::cuda::memcpy_async(block, destination, rows, bytes, rows_staged);
+    }
   }
   for (int m = threadIdx.x; m < b; m += blockDim.x) s_twiddles[m] = twiddles[m];
   __syncthreads();
 
   // 2. Bin f of every input block: x_f[j] = sum_k x[j*b + k] e^{-2 pi i f k / b}, a warp per block
-  //    (lanes over k, coalesced), the twiddle of f*k taken mod b from the table.
+  //    (lanes over k, coalesced), the twiddle of f*k mod b from the table. Lane l visits
+  //    k = l, l + 32, ...: its index starts at f*l mod b and steps by f*32 mod b, so the loop
+  //    needs no division.
+  const int twiddle_start = (f * lane) % b, twiddle_step = (f * 32) % b;
   for (int j = warp; j < in_blocks; j += kWarps) {
     const Real* xj = x + static_cast<long long>(j) * b;
     C acc;
     acc.x = 0;
     acc.y = 0;
+    int m = twiddle_start;
     for (int k = lane; k < b; k += 32) {
-      const C w = s_twiddles[(f * k) % b];
+      const C w = s_twiddles[m];
       const Real v = xj[k];
       acc.x += v * w.x;
       acc.y -= v * w.y;
+      m += twiddle_step;
+      if (m >= b) m -= b;
     }
     acc = warp_sum(acc);
     if (lane == 0) s_input[j] = acc;
   }
-  if (!Adjoint) cg::wait(block);
+  if constexpr (!Adjoint) rows_staged.arrive_and_wait();
   __syncthreads();
 
   // 3. The tile's outputs of bin f, a warp each, into global scratch (frequency-major).

@@ -68,8 +68,13 @@ constexpr BinProducts bin_products(bool adjoint, int p, int q, int tokens, int b
                      bins};
 }
 
-/// Shared memory a thread block may use without opting in (48 KiB on every GPU since Kepler).
+/// Shared memory a thread block may use without opting in (48 KiB on every GPU since Kepler),
+/// static and dynamic together.
 inline constexpr std::size_t kSharedBytes = 48 * 1024;
+/// What one_token_product declares statically (a flag and a barrier, with padding); its plan's
+/// dynamic shared memory stays within the rest.
+inline constexpr std::size_t kOneTokenStaticSharedBytes = 64;
+inline constexpr std::size_t kOneTokenDynamicSharedBytes = kSharedBytes - kOneTokenStaticSharedBytes;
 /// Largest block size for the one-token kernel: its DFTs are direct sums, b/2+1 terms per output.
 inline constexpr int kOneTokenMaxBlock = 512;
 
@@ -89,11 +94,17 @@ constexpr std::size_t align16(std::size_t bytes) noexcept { return (bytes + 15) 
 /// input's bin f (in_blocks complex), then one region used twice: the tile's rows of the bin's
 /// spectrum (staged while the input DFTs run; normal product only -- the adjoint reads columns),
 /// and afterwards, in the last block of the tile, the tile's outputs of every bin.
+///
+/// When a staged row's bytes are a multiple of 16, every tile's rows start and end on 16-byte
+/// boundaries (the spectra themselves start on one: cudaMalloc aligns to 256 bytes), which is
+/// what a bulk asynchronous copy (cp.async.bulk, sm_90) requires of its source, destination and
+/// size; `aligned_rows` records it, and the kernel promises that alignment only then.
 struct OneTokenPlan {
   int bins = 0;
   int tiles = 0;        ///< 0: the shape does not fit; products of one token take the cuFFT path
   int tile_blocks = 0;  ///< output blocks per tile (the last tile may have fewer)
-  std::size_t input_offset = 0, region_offset = 0, shared_bytes = 0;
+  bool aligned_rows = false;  ///< staged rows 16-byte aligned in size and place
+  std::size_t input_offset = 0, region_offset = 0, shared_bytes = 0;  ///< shared_bytes: dynamic
 
   constexpr bool usable() const noexcept { return tiles > 0; }
   constexpr int grid() const noexcept { return tiles * bins; }
@@ -112,14 +123,15 @@ constexpr OneTokenPlan one_token_plan(int b, int in_blocks, int out_blocks, bool
   const std::size_t staged = stage_spectra ? static_cast<std::size_t>(in_blocks) * spectrum_bytes : 0;
   const std::size_t gathered = static_cast<std::size_t>(plan.bins) * complex_bytes;
   const std::size_t per_output_block = staged > gathered ? staged : gathered;
-  if (plan.region_offset + 16 + per_output_block > kSharedBytes) return plan;  // not even one output block
-  const std::size_t room = (kSharedBytes - plan.region_offset - 15) / per_output_block;
+  if (plan.region_offset + per_output_block > kOneTokenDynamicSharedBytes) return plan;  // not one output block
+  const std::size_t room = (kOneTokenDynamicSharedBytes - plan.region_offset) / per_output_block;
 
   int tiles = (target_blocks + plan.bins - 1) / plan.bins;
   tiles = tiles < 1 ? 1 : tiles > out_blocks ? out_blocks : tiles;
   int tile_blocks = (out_blocks + tiles - 1) / tiles;
   if (static_cast<std::size_t>(tile_blocks) > room) tile_blocks = static_cast<int>(room);
   plan.tile_blocks = tile_blocks;
+  plan.aligned_rows = stage_spectra && staged % 16 == 0;
   plan.tiles = (out_blocks + tile_blocks - 1) / tile_blocks;
   plan.shared_bytes = plan.region_offset + align16(static_cast<std::size_t>(tile_blocks) * per_output_block);
   return plan;

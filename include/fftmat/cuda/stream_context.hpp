@@ -29,6 +29,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -139,24 +140,27 @@ class StreamRegistry {
   /// The context of `stream` on `device` (the current device), created on first use. Creation
   /// allocates, which a stream capture forbids: then it is an invalid_argument naming `caller`.
   std::shared_ptr<StreamContext> get(int device, cudaStream_t stream, bool capturing, const char* caller) {
-    const Key key{device, stream_id(stream)};
     std::lock_guard<std::mutex> lock(mutex_);
-    auto it = contexts_.find(key);
-    if (it != contexts_.end()) return it->second;
+    const std::optional<Key> key = key_of(device, stream, capturing);
+    if (key) {
+      auto it = contexts_.find(*key);
+      if (it != contexts_.end()) return it->second;
+    }
     fftmat::detail::require(!capturing, caller,
                             ": the first call on this stream allocates its workspace, plans and cuBLAS handle; "
                             "make it (or prepare()) before the stream capture begins");
     auto context = std::make_shared<StreamContext>(stream);
-    contexts_.emplace(key, context);
+    contexts_.emplace(*key, context);
     return context;
   }
 
   StreamResources resources(int device, cudaStream_t stream) {
-    const Key key{device, stream_id(stream)};
+    const bool capturing = is_capturing(stream);
     std::shared_ptr<StreamContext> context;
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      auto it = contexts_.find(key);
+      const std::optional<Key> key = key_of(device, stream, capturing);
+      auto it = key ? contexts_.find(*key) : contexts_.end();
       if (it == contexts_.end()) return {};
       context = it->second;
     }
@@ -166,9 +170,10 @@ class StreamRegistry {
 
   void release(int device, cudaStream_t stream) {
     FFTMAT_CUDA_CHECK(cudaStreamSynchronize(stream));
-    const Key key{device, stream_id(stream)};
     std::shared_ptr<StreamContext> context;  // destroyed outside the lock (it frees memory)
     std::lock_guard<std::mutex> lock(mutex_);
+    const Key key = *key_of(device, stream, false);
+    ids_.erase({device, stream});
     auto it = contexts_.find(key);
     if (it == contexts_.end()) return;
     context = std::move(it->second);
@@ -184,6 +189,7 @@ class StreamRegistry {
         FFTMAT_CUDA_CHECK(cudaDeviceSynchronize());
       }
       contexts.swap(contexts_);
+      ids_.clear();
     }
     for (auto& entry : contexts) {
       ScopedDevice device(entry.first.first);
@@ -192,14 +198,29 @@ class StreamRegistry {
   }
 
  private:
-  using Key = std::pair<int, unsigned long long>;
-  static unsigned long long stream_id(cudaStream_t stream) {
+  using Key = std::pair<int, unsigned long long>;  // device, stream id
+
+  /// With mutex_ held. Outside a capture: the stream's id, recorded for its handle. Inside one:
+  /// the id recorded at the handle's last call outside a capture, or none. The id is not queried
+  /// while capturing, where any call the capture does not permit invalidates it; the recorded id
+  /// serves. A handle that a new stream reuses is queried afresh at that stream's first call
+  /// outside a capture.
+  std::optional<Key> key_of(int device, cudaStream_t stream, bool capturing) {
+    const auto handle = std::make_pair(device, stream);
+    if (capturing) {
+      const auto it = ids_.find(handle);
+      if (it == ids_.end()) return std::nullopt;
+      return Key{device, it->second};
+    }
     unsigned long long id = 0;
     FFTMAT_CUDA_CHECK(cudaStreamGetId(stream, &id));
-    return id;
+    ids_[handle] = id;
+    return Key{device, id};
   }
+
   std::mutex mutex_;
   std::map<Key, std::shared_ptr<StreamContext>> contexts_;
+  std::map<std::pair<int, cudaStream_t>, unsigned long long> ids_;  // (device, handle) -> id
 };
 
 inline int current_device() {
