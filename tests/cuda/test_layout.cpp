@@ -101,7 +101,8 @@ Eigen::MatrixXd replay(const fftmat::BlockCirculant<double>& A, const Eigen::Mat
 /// y = A x (or A^T x) for one token as one_token_product computes it under `plan`: thread block
 /// (tile, f) takes the input's bin f by direct DFT (the twiddle index walked as the kernel walks
 /// it), the products of its rows (columns) of bin f into scratch, and the tile's last block the
-/// inverse DFTs with weights 1 for the real bins and 2 otherwise. Every output element must be written exactly once.
+/// inverse DFTs with weights 1 for the real bins and 2 otherwise. Every output element must be
+/// written exactly once.
 Eigen::VectorXd replay_one_token(const fftmat::BlockCirculant<double>& A, const Eigen::VectorXd& x, bool adjoint,
                                  const OneTokenPlan& plan) {
   const int b = static_cast<int>(A.block_size()), p = static_cast<int>(A.block_rows());
